@@ -1,0 +1,125 @@
+package repo
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/strata-backup/strata/chunk"
+	"github.com/strata-backup/strata/index"
+)
+
+// Pack layout (docs/design.md has the byte-level description):
+//
+//	blob_0 ‖ … ‖ blob_n-1 ‖ sealed header ‖ header length (uint32 LE)
+//
+// Each blob is sealed on its own (nonce ‖ ciphertext ‖ tag), so one can be
+// read with a single range request. The header lists, for each blob in
+// order, a 41-byte entry: flags (blob type, high bit = zstd) ‖ stored length
+// (uint32 LE) ‖ plaintext length (uint32 LE) ‖ blob id (32 bytes). Offsets
+// are implied by the order; the index repeats them so readers need not fetch
+// headers.
+const (
+	headerEntrySize = 1 + 4 + 4 + chunk.IDSize
+	packHeaderAD    = "pack header"
+	blobAD          = "" // blobs are bound to their id by hashing the plaintext
+	// maxHeaderLen bounds what a reader believes a pack's trailer says.
+	maxHeaderLen = 16 << 20
+)
+
+// packBuilder accumulates sealed blobs into one pack.
+type packBuilder struct {
+	buf   []byte
+	blobs []index.Blob
+}
+
+func (p *packBuilder) add(id chunk.ID, t index.BlobType, sealed []byte, rawLen int, compressed bool) {
+	p.blobs = append(p.blobs, index.Blob{
+		ID: id, Type: t, Offset: uint32(len(p.buf)), Length: uint32(len(sealed)),
+		RawLength: uint32(rawLen), Compressed: compressed,
+	})
+	p.buf = append(p.buf, sealed...)
+}
+
+// finish appends the sealed header and trailer and returns the pack bytes.
+func (p *packBuilder) finish(c *crypter) []byte {
+	hdr := make([]byte, 0, len(p.blobs)*headerEntrySize)
+	for _, b := range p.blobs {
+		hdr = appendHeaderEntry(hdr, b)
+	}
+	start := len(p.buf)
+	p.buf = c.seal(p.buf, hdr, packHeaderAD)
+	return binary.LittleEndian.AppendUint32(p.buf, uint32(len(p.buf)-start))
+}
+
+func appendHeaderEntry(dst []byte, b index.Blob) []byte {
+	flags := byte(b.Type)
+	if b.Compressed {
+		flags |= 0x80
+	}
+	dst = append(dst, flags)
+	dst = binary.LittleEndian.AppendUint32(dst, b.Length)
+	dst = binary.LittleEndian.AppendUint32(dst, b.RawLength)
+	return append(dst, b.ID[:]...)
+}
+
+// parsePackHeader decodes the sealed header found at the end of a pack of
+// packSize bytes. tail must hold at least the last headerLen+4 bytes.
+func (r *Repository) parsePackHeader(tail []byte, packSize int64) ([]index.Blob, error) {
+	if len(tail) < 4 {
+		return nil, fmt.Errorf("parse pack header: pack too short: %w", ErrCorrupt)
+	}
+	hlen := int64(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
+	if hlen > maxHeaderLen || hlen+4 > packSize || hlen+4 > int64(len(tail)) {
+		return nil, fmt.Errorf("parse pack header: header length %d does not fit: %w", hlen, ErrCorrupt)
+	}
+	sealed := tail[int64(len(tail))-4-hlen : len(tail)-4]
+	hdr, err := r.crypt.open(nil, sealed, packHeaderAD)
+	if err != nil {
+		return nil, fmt.Errorf("parse pack header: %w", err)
+	}
+	if len(hdr)%headerEntrySize != 0 {
+		return nil, fmt.Errorf("parse pack header: %d bytes is not a whole number of entries: %w", len(hdr), ErrCorrupt)
+	}
+	blobsEnd := packSize - 4 - hlen
+	var off int64
+	blobs := make([]index.Blob, 0, len(hdr)/headerEntrySize)
+	for e := hdr; len(e) > 0; e = e[headerEntrySize:] {
+		b := index.Blob{
+			Type:       index.BlobType(e[0] & 0x7f),
+			Compressed: e[0]&0x80 != 0,
+			Length:     binary.LittleEndian.Uint32(e[1:]),
+			RawLength:  binary.LittleEndian.Uint32(e[5:]),
+			Offset:     uint32(off),
+		}
+		copy(b.ID[:], e[9:])
+		if b.Type > index.TreeBlob {
+			return nil, fmt.Errorf("parse pack header: blob %s: unknown type %d: %w", b.ID.Short(), b.Type, ErrCorrupt)
+		}
+		off += int64(b.Length)
+		if off > blobsEnd {
+			return nil, fmt.Errorf("parse pack header: blobs overrun the header: %w", ErrCorrupt)
+		}
+		blobs = append(blobs, b)
+	}
+	return blobs, nil
+}
+
+// openBlob decrypts and decompresses one stored blob and checks its id.
+func (r *Repository) openBlob(dst []byte, b index.Blob, sealed []byte) ([]byte, error) {
+	payload, err := r.crypt.open(nil, sealed, blobAD)
+	if err != nil {
+		return nil, err
+	}
+	plain := payload
+	if b.Compressed {
+		if plain, err = zstdDecode(dst[:0], payload, int(b.RawLength)); err != nil {
+			return nil, fmt.Errorf("%w: %w", err, ErrCorrupt)
+		}
+	} else if len(plain) != int(b.RawLength) {
+		return nil, fmt.Errorf("blob length %d, index says %d: %w", len(plain), b.RawLength, ErrCorrupt)
+	}
+	if r.hasher.Sum(plain) != b.ID {
+		return nil, fmt.Errorf("plaintext does not hash to blob id: %w", ErrCorrupt)
+	}
+	return plain, nil
+}

@@ -1,0 +1,371 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-backup/strata/backend"
+	"github.com/strata-backup/strata/chunk"
+	"github.com/strata-backup/strata/index"
+)
+
+// indexFlushBlobs bounds an index object: a writer stores its index in
+// objects of at most this many blobs, so no index object grows without limit
+// and a crash loses at most this many blobs' worth of index (their packs
+// stay as unreferenced data for prune).
+const indexFlushBlobs = 50000
+
+// WriterOptions tune WithWriter.
+type WriterOptions struct {
+	// LeaseKind is the lease held while writing (default LeaseBackup).
+	LeaseKind string
+	// LeaseTTL overrides DefaultLeaseTTL (tests).
+	LeaseTTL time.Duration
+	// Workers compress and encrypt; default GOMAXPROCS.
+	Workers int
+	// Uploaders save finished packs; default from the backend.
+	Uploaders int
+	// BeforeCommit, if set, runs after the last pack is durable and before
+	// the final re-check of marked packs (tests use it to mark a pack
+	// mid-backup).
+	BeforeCommit func(ctx context.Context) error
+}
+
+// WriteStats counts what a writer did.
+type WriteStats struct {
+	BlobsNew    int64 // blobs stored
+	BlobsKnown  int64 // blobs found in the repository or earlier in this run
+	BytesAdded  int64 // plaintext bytes of stored blobs
+	BytesStored int64 // bytes written: packs and index objects
+	Packs       int64
+	Restored    int64 // blobs stored again because their pack was marked
+}
+
+// Writer adds blobs to the repository. Its methods are safe for concurrent
+// use. It exists only inside WithWriter's callback.
+type Writer struct {
+	r     *Repository
+	idx   *index.Cache
+	marks *MarkSet
+	opts  WriterOptions
+	mode  string
+
+	jobs    chan blobJob
+	uploads chan *packBuilder
+	bufPool sync.Pool
+
+	mu      sync.Mutex
+	pending map[chunk.ID]struct{}      // stored or in flight in this run
+	reused  map[chunk.ID][]index.Blob // pack → blobs this run relies on
+	indexMu sync.Mutex
+	unsaved index.File // packs not yet in an index object
+	nblobs  int
+
+	stats struct{ new, known, added, stored, packs, restored atomic.Int64 }
+}
+
+type blobJob struct {
+	id   chunk.ID
+	t    index.BlobType
+	data []byte
+}
+
+// WithWriter runs fn with a Writer. When fn returns nil, WithWriter flushes
+// every pack, re-checks that no pack the run reused was marked for deletion
+// meanwhile (storing those blobs again if one was), and writes the index. It
+// returns nil only once all of that is durable: a snapshot written afterwards
+// refers to nothing that can be missing. The writer holds a shared lease for
+// its whole run.
+func (r *Repository) WithWriter(ctx context.Context, opts WriterOptions, fn func(ctx context.Context, w *Writer) error) (WriteStats, error) {
+	if opts.LeaseKind == "" {
+		opts.LeaseKind = LeaseBackup
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Uploaders <= 0 {
+		opts.Uploaders = min(backend.Connections(r.be, 2), 8)
+	}
+	idx, err := r.Index(ctx)
+	if err != nil {
+		return WriteStats{}, err
+	}
+	lease, err := r.AcquireLease(ctx, opts.LeaseKind, "", false, opts.LeaseTTL)
+	if err != nil {
+		return WriteStats{}, err
+	}
+	defer lease.Release(context.WithoutCancel(ctx))
+	// Marks are read after the lease exists: a prune that marks later sees
+	// the lease and will not delete before it ends.
+	marks, err := r.LoadMarks(ctx)
+	if err != nil {
+		return WriteStats{}, err
+	}
+
+	w := &Writer{
+		r: r, idx: idx, marks: marks, opts: opts, mode: r.cfg.Compression,
+		jobs:    make(chan blobJob, opts.Workers),
+		uploads: make(chan *packBuilder, 1),
+		pending: make(map[chunk.ID]struct{}),
+		reused:  make(map[chunk.ID][]index.Blob),
+	}
+	maxChunk := int(r.cfg.Chunker.MaxSize)
+	w.bufPool.New = func() any { b := make([]byte, 0, maxChunk); return &b }
+
+	pipe, pctx := errgroup.WithContext(ctx)
+	var workers sync.WaitGroup
+	for range opts.Workers {
+		workers.Add(1)
+		pipe.Go(func() error { defer workers.Done(); return w.work(pctx) })
+	}
+	var uploaders sync.WaitGroup
+	for range opts.Uploaders {
+		uploaders.Add(1)
+		pipe.Go(func() error { defer uploaders.Done(); return w.upload(pctx) })
+	}
+	go func() { workers.Wait(); close(w.uploads) }()
+
+	fnErr := fn(pctx, w)
+	close(w.jobs)
+	pipeErr := pipe.Wait()
+	if err := errors.Join(fnErr, pipeErr); err != nil {
+		return w.Stats(), err
+	}
+	if opts.BeforeCommit != nil {
+		if err := opts.BeforeCommit(ctx); err != nil {
+			return w.Stats(), err
+		}
+	}
+	if err := w.restoreMarked(ctx); err != nil {
+		return w.Stats(), err
+	}
+	if err := w.flushIndex(ctx); err != nil {
+		return w.Stats(), err
+	}
+	if err := lease.Valid(); err != nil {
+		return w.Stats(), fmt.Errorf("commit write: %w", err)
+	}
+	return w.Stats(), nil
+}
+
+// Stats returns the counters so far.
+func (w *Writer) Stats() WriteStats {
+	return WriteStats{
+		BlobsNew: w.stats.new.Load(), BlobsKnown: w.stats.known.Load(),
+		BytesAdded: w.stats.added.Load(), BytesStored: w.stats.stored.Load(),
+		Packs: w.stats.packs.Load(), Restored: w.stats.restored.Load(),
+	}
+}
+
+// Buffer returns a buffer of capacity at least the chunker's maximum chunk
+// size. Pass it to SaveBlob, which takes ownership and recycles it.
+func (w *Writer) Buffer() []byte { return (*w.bufPool.Get().(*[]byte))[:0] }
+
+func (w *Writer) recycle(b []byte) {
+	if cap(b) == int(w.r.cfg.Chunker.MaxSize) {
+		b = b[:0]
+		w.bufPool.Put(&b)
+	}
+}
+
+// AddBytesStored lets a caller count objects it writes itself (a snapshot)
+// in the run's stats.
+func (w *Writer) AddBytesStored(n int64) { w.stats.stored.Add(n) }
+
+// Known reports whether blob id is already stored in a pack that is not
+// marked for deletion, or was stored earlier in this run.
+func (w *Writer) Known(id chunk.ID) (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.knownLocked(id)
+}
+
+func (w *Writer) knownLocked(id chunk.ID) (bool, error) {
+	if _, ok := w.pending[id]; ok {
+		return true, nil
+	}
+	locs, err := w.idx.Lookup(id)
+	if err != nil {
+		return false, err
+	}
+	for _, l := range locs {
+		if !w.marks.Marked(ObjectKey(PrefixData, l.Pack)) {
+			w.reused[l.Pack] = append(w.reused[l.Pack], l.Blob)
+			w.pending[id] = struct{}{}
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// SaveBlob stores data as blob id of type t unless the repository already
+// holds it. It takes ownership of data (from Buffer, or any slice the
+// caller will not touch again). It returns whether the blob was known; the
+// blob is durable only when WithWriter returns.
+func (w *Writer) SaveBlob(ctx context.Context, t index.BlobType, id chunk.ID, data []byte) (known bool, err error) {
+	w.mu.Lock()
+	known, err = w.knownLocked(id)
+	if err == nil && !known {
+		w.pending[id] = struct{}{}
+	}
+	w.mu.Unlock()
+	if err != nil || known {
+		w.stats.known.Add(1)
+		w.recycle(data)
+		return known, err
+	}
+	select {
+	case w.jobs <- blobJob{id: id, t: t, data: data}:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// work compresses and encrypts blobs into this worker's own pack, so workers
+// never contend for a shared buffer.
+func (w *Writer) work(ctx context.Context) error {
+	pack := &packBuilder{}
+	var scratch []byte
+	for job := range w.jobs {
+		payload, compressed := job.data, false
+		if w.mode != CompressionOff && len(job.data) > 0 {
+			scratch = zstdEncode(scratch[:0], job.data, w.mode)
+			if len(scratch) < len(job.data) {
+				payload, compressed = scratch, true
+			}
+		}
+		start := len(pack.buf)
+		pack.buf = w.r.crypt.seal(pack.buf, payload, blobAD)
+		sealedLen := len(pack.buf) - start
+		pack.blobs = append(pack.blobs, index.Blob{ID: job.id, Type: job.t, Offset: uint32(start),
+			Length: uint32(sealedLen), RawLength: uint32(len(job.data)), Compressed: compressed})
+		w.stats.new.Add(1)
+		w.stats.added.Add(int64(len(job.data)))
+		w.recycle(job.data)
+		if len(pack.buf) >= w.r.cfg.PackSize {
+			if err := w.send(ctx, pack); err != nil {
+				return err
+			}
+			pack = &packBuilder{}
+		}
+	}
+	if len(pack.blobs) > 0 {
+		return w.send(ctx, pack)
+	}
+	return nil
+}
+
+func (w *Writer) send(ctx context.Context, p *packBuilder) error {
+	select {
+	case w.uploads <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *Writer) upload(ctx context.Context) error {
+	for p := range w.uploads {
+		if err := w.savePack(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// savePack seals the header, stores the pack and queues its index entries.
+func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
+	data := p.finish(w.r.crypt)
+	id := chunk.ObjectID(data)
+	key := ObjectKey(PrefixData, id)
+	if err := w.r.be.Save(ctx, key, data); err != nil && !errors.Is(err, backend.ErrExists) {
+		return fmt.Errorf("save pack %s: %w", key, err)
+	}
+	w.stats.packs.Add(1)
+	w.stats.stored.Add(int64(len(data)))
+	w.indexMu.Lock()
+	w.unsaved.Packs = append(w.unsaved.Packs, index.Pack{ID: id, Blobs: p.blobs})
+	w.nblobs += len(p.blobs)
+	full := w.nblobs >= indexFlushBlobs
+	w.indexMu.Unlock()
+	if full {
+		return w.flushIndex(ctx)
+	}
+	return nil
+}
+
+// flushIndex writes the packs saved so far to a new index object and adds
+// it to the local cache.
+func (w *Writer) flushIndex(ctx context.Context) error {
+	w.indexMu.Lock()
+	f := w.unsaved
+	w.unsaved, w.nblobs = index.File{}, 0
+	w.indexMu.Unlock()
+	if len(f.Packs) == 0 {
+		return nil
+	}
+	id, n, err := w.r.SaveJSON(ctx, PrefixIndex, &f)
+	if err != nil {
+		return err
+	}
+	w.stats.stored.Add(int64(n))
+	return w.idx.Add(id, &f)
+}
+
+// restoreMarked implements SPEC section 8's re-check: if a pack this run
+// reused has been marked for deletion since the run began, its blobs are
+// copied into a new pack before the run commits.
+func (w *Writer) restoreMarked(ctx context.Context) error {
+	newly, err := w.r.RefreshMarks(ctx, w.marks)
+	if err != nil {
+		return err
+	}
+	if len(newly) == 0 {
+		return nil
+	}
+	marked := make(map[string]bool, len(newly))
+	for _, k := range newly {
+		marked[k] = true
+	}
+	pack := &packBuilder{}
+	for packID, blobs := range w.reused {
+		if !marked[ObjectKey(PrefixData, packID)] {
+			continue
+		}
+		for _, b := range blobs {
+			plain, err := w.r.loadFrom(ctx, index.Location{Pack: packID, Blob: b}, nil)
+			if err != nil {
+				return fmt.Errorf("store again blob %s of marked pack %s: %w", b.ID.Short(), packID.Short(), err)
+			}
+			payload, compressed := plain, false
+			if w.mode != CompressionOff && len(plain) > 0 {
+				if z := zstdEncode(nil, plain, w.mode); len(z) < len(plain) {
+					payload, compressed = z, true
+				}
+			}
+			start := len(pack.buf)
+			pack.buf = w.r.crypt.seal(pack.buf, payload, blobAD)
+			pack.blobs = append(pack.blobs, index.Blob{ID: b.ID, Type: b.Type, Offset: uint32(start),
+				Length: uint32(len(pack.buf) - start), RawLength: b.RawLength, Compressed: compressed})
+			w.stats.restored.Add(1)
+			if len(pack.buf) >= w.r.cfg.PackSize {
+				if err := w.savePack(ctx, pack); err != nil {
+					return err
+				}
+				pack = &packBuilder{}
+			}
+		}
+	}
+	if len(pack.blobs) > 0 {
+		return w.savePack(ctx, pack)
+	}
+	return nil
+}
