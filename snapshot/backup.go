@@ -1,0 +1,534 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-backup/strata/chunk"
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+)
+
+// ErrIncomplete means the snapshot was written but some source files could
+// not be read (exit code 3).
+var ErrIncomplete = errors.New("snapshot is incomplete: some source files could not be read")
+
+// Progress receives backup and restore progress. Implementations must be
+// safe for concurrent use. NoProgress discards everything.
+type Progress interface {
+	// SetTotal announces the expected totals (from a scan or a snapshot's summary).
+	SetTotal(bytes, files int64)
+	// Add reports bytes and whole files processed.
+	Add(bytes, files int64)
+	// Warn reports a problem with one input that did not stop the run.
+	Warn(path string, err error)
+}
+
+// NoProgress is the silent Progress.
+type NoProgress struct{}
+
+func (NoProgress) SetTotal(int64, int64)   {}
+func (NoProgress) Add(int64, int64)        {}
+func (NoProgress) Warn(string, error)      {}
+
+// BackupOptions describe one backup.
+type BackupOptions struct {
+	Paths         []string
+	Stdin         io.Reader
+	StdinFilename string
+	Tags          []string
+	Host          string
+	Time          time.Time
+	Excludes      Patterns
+	// Parent is a snapshot id (or prefix) to compare files with; empty
+	// means the newest snapshot of the same host and paths.
+	Parent   string
+	Progress Progress
+	Writer   repo.WriterOptions
+}
+
+// BackupResult is a finished backup.
+type BackupResult struct {
+	ID       chunk.ID
+	Snapshot *Snapshot
+	Summary  Summary
+}
+
+// Backup backs up paths or stdin into a new snapshot. When some files could
+// not be read it still writes the snapshot (listing them) and returns the
+// result with an error wrapping ErrIncomplete.
+func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*BackupResult, error) {
+	start := time.Now()
+	if opts.Progress == nil {
+		opts.Progress = NoProgress{}
+	}
+	if err := opts.Excludes.Validate(); err != nil {
+		return nil, fmt.Errorf("backup: exclude %w", err)
+	}
+	sn := newSnapshot(opts.Time, opts.Host, opts.Tags)
+	var targets []string
+	if opts.Stdin != nil {
+		name := opts.StdinFilename
+		if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+			return nil, fmt.Errorf("backup stdin: --stdin-filename %q must be a plain file name", name)
+		}
+		sn.Paths = []string{"/" + name}
+	} else {
+		if len(opts.Paths) == 0 {
+			return nil, errors.New("backup: nothing to back up: give paths, --stdin or --tier")
+		}
+		for _, p := range opts.Paths {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return nil, fmt.Errorf("backup %s: %w", p, err)
+			}
+			if _, err := os.Lstat(abs); err != nil {
+				return nil, fmt.Errorf("backup %s: %w", p, err)
+			}
+			targets = append(targets, filepath.Clean(abs))
+		}
+		slices.Sort(targets)
+		targets = slices.Compact(targets)
+		sn.Paths = slices.Clone(targets)
+	}
+
+	a := &archiver{r: r, opts: opts, progress: opts.Progress, sem: make(chan struct{}, 2)}
+	parent, err := a.findParent(ctx, sn)
+	if err != nil {
+		return nil, err
+	}
+	if parent != nil {
+		sn.Parent = &parent.ID
+	}
+	if opts.Stdin == nil {
+		go a.scan(ctx, targets)
+	}
+
+	var root chunk.ID
+	stats, err := r.WithWriter(ctx, opts.Writer, func(ctx context.Context, w *repo.Writer) error {
+		a.w = w
+		var parentRoot *Tree
+		if parent != nil && parent.Tree != nil {
+			if parentRoot, err = LoadTree(ctx, r, *parent.Tree); err != nil {
+				parentRoot = nil // a damaged parent only costs deduplication speed
+			}
+		}
+		var err error
+		if opts.Stdin != nil {
+			root, err = a.saveStdin(ctx, opts.Stdin, opts.StdinFilename)
+		} else {
+			root, err = a.saveVirtual(ctx, "/", buildVirtual(targets), parentRoot)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sn.Tree = &root
+	sn.Incomplete = a.incomplete
+	sum := a.summary(stats)
+	sum.DurationSeconds = time.Since(start).Seconds()
+	sn.Summary = &sum
+	id, n, err := Save(ctx, r, sn)
+	if err != nil {
+		return nil, fmt.Errorf("save snapshot: %w", err)
+	}
+	sum.BytesStored += int64(n)
+	res := &BackupResult{ID: id, Snapshot: sn, Summary: sum}
+	if len(sn.Incomplete) > 0 {
+		return res, fmt.Errorf("backup: %d of the source files could not be read (first: %s: %s): %w",
+			len(sn.Incomplete), sn.Incomplete[0].Path, sn.Incomplete[0].Error, ErrIncomplete)
+	}
+	return res, nil
+}
+
+type archiver struct {
+	r        *repo.Repository
+	w        *repo.Writer
+	opts     BackupOptions
+	progress Progress
+	sem      chan struct{} // bounds files read at once
+
+	mu         sync.Mutex
+	incomplete []Unreadable
+
+	filesNew, filesChanged, filesUnmodified atomic.Int64
+	dirsNew, dirsChanged, dirsUnmodified    atomic.Int64
+	bytesProcessed                          atomic.Int64
+}
+
+func (a *archiver) summary(st repo.WriteStats) Summary {
+	return Summary{
+		FilesNew: a.filesNew.Load(), FilesChanged: a.filesChanged.Load(), FilesUnmodified: a.filesUnmodified.Load(),
+		DirsNew: a.dirsNew.Load(), DirsChanged: a.dirsChanged.Load(), DirsUnmodified: a.dirsUnmodified.Load(),
+		BytesProcessed: a.bytesProcessed.Load(), BytesAdded: st.BytesAdded, BytesStored: st.BytesStored, BlobsNew: st.BlobsNew,
+	}
+}
+
+func (a *archiver) unreadable(path string, err error) {
+	a.mu.Lock()
+	a.incomplete = append(a.incomplete, Unreadable{Path: path, Error: err.Error()})
+	a.mu.Unlock()
+	a.progress.Warn(path, err)
+}
+
+// findParent picks the snapshot to compare with.
+func (a *archiver) findParent(ctx context.Context, sn *Snapshot) (*Entry, error) {
+	if a.opts.Parent != "" {
+		e, err := Find(ctx, a.r, a.opts.Parent, Filter{})
+		if err != nil {
+			return nil, fmt.Errorf("backup: parent: %w", err)
+		}
+		return &e, nil
+	}
+	all, err := List(ctx, a.r)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].Hostname == sn.Hostname && slices.Equal(all[i].Paths, sn.Paths) && all[i].Tree != nil {
+			return &all[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// scan totals the input for progress (ETA); it races the backup harmlessly.
+func (a *archiver) scan(ctx context.Context, targets []string) {
+	var bytes, files int64
+	for _, t := range targets {
+		_ = filepath.WalkDir(t, func(p string, d fs.DirEntry, err error) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil || a.opts.Excludes.Match(filepath.ToSlash(p)) {
+				if d != nil && d.IsDir() && err == nil {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					bytes += fi.Size()
+					files++
+				}
+			}
+			return nil
+		})
+	}
+	a.progress.SetTotal(bytes, files)
+}
+
+// vdir is a directory on the way from / to the backup targets.
+type vdir struct {
+	children map[string]*vdir
+	target   bool // this path itself is backed up (everything below it)
+}
+
+func buildVirtual(targets []string) *vdir {
+	root := &vdir{children: map[string]*vdir{}}
+	for _, t := range targets {
+		cur := root
+		for _, c := range splitPath(filepath.ToSlash(t)) {
+			if cur.target {
+				break // an ancestor is already backed up whole
+			}
+			next, ok := cur.children[c]
+			if !ok {
+				next = &vdir{children: map[string]*vdir{}}
+				cur.children[c] = next
+			}
+			cur = next
+		}
+		cur.target = true
+	}
+	return root
+}
+
+// saveVirtual saves the directories leading to the targets (with their
+// real metadata) and the targets below them.
+func (a *archiver) saveVirtual(ctx context.Context, dir string, v *vdir, parent *Tree) (chunk.ID, error) {
+	tree := &Tree{}
+	names := make([]string, 0, len(v.children))
+	for name := range v.children {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		child := v.children[name]
+		p := filepath.Join(dir, name)
+		var pnode *Node
+		if parent != nil {
+			pnode = parent.Find(name)
+		}
+		if child.target {
+			n, err := a.saveTarget(ctx, p, pnode)
+			if err != nil {
+				return chunk.ID{}, err
+			}
+			if n != nil {
+				tree.Nodes = append(tree.Nodes, n)
+			}
+			continue
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return chunk.ID{}, fmt.Errorf("backup %s: %w", p, err)
+		}
+		n := nodeFromInfo(name, fi)
+		sub, err := a.saveVirtual(ctx, p, child, a.parentSubtree(ctx, pnode))
+		if err != nil {
+			return chunk.ID{}, err
+		}
+		n.Subtree = &sub
+		tree.Nodes = append(tree.Nodes, n)
+	}
+	return SaveTree(ctx, a.r, a.w, tree)
+}
+
+func (a *archiver) parentSubtree(ctx context.Context, pnode *Node) *Tree {
+	if pnode == nil || pnode.Type != NodeDir || pnode.Subtree == nil {
+		return nil
+	}
+	t, err := LoadTree(ctx, a.r, *pnode.Subtree)
+	if err != nil {
+		return nil
+	}
+	return t
+}
+
+// saveTarget saves path (any type) and returns its node, or nil when it is
+// excluded or unreadable.
+func (a *archiver) saveTarget(ctx context.Context, p string, pnode *Node) (*Node, error) {
+	if a.opts.Excludes.Match(filepath.ToSlash(p)) {
+		return nil, nil
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		a.unreadable(p, err)
+		return nil, nil
+	}
+	n := nodeFromInfo(filepath.Base(p), fi)
+	switch {
+	case fi.IsDir():
+		return n, a.saveDir(ctx, p, n, pnode)
+	case fi.Mode().IsRegular():
+		return a.saveFile(ctx, p, n, pnode), nil
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(p)
+		if err != nil {
+			a.unreadable(p, err)
+			return nil, nil
+		}
+		n.LinkTarget = target
+		return n, nil
+	default:
+		a.progress.Warn(p, fmt.Errorf("skipped: %s files are not backed up", fi.Mode().Type()))
+		return nil, nil
+	}
+}
+
+func nodeFromInfo(name string, fi fs.FileInfo) *Node {
+	n := &Node{Name: name, Mode: fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), ModTime: fi.ModTime()}
+	switch {
+	case fi.IsDir():
+		n.Type = NodeDir
+	case fi.Mode()&fs.ModeSymlink != 0:
+		n.Type = NodeSymlink
+	default:
+		n.Type = NodeFile
+		n.Size = uint64(fi.Size())
+	}
+	fillStat(n, fi)
+	return n
+}
+
+// saveDir saves a directory: subdirectories in turn, files concurrently
+// (bounded by a.sem), then the directory's tree once every child is done.
+func (a *archiver) saveDir(ctx context.Context, p string, n *Node, pnode *Node) error {
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		// Keep what could be listed; the directory is recorded as unreadable.
+		a.unreadable(p, err)
+	}
+	parent := a.parentSubtree(ctx, pnode)
+	tree := &Tree{Nodes: make([]*Node, len(entries))}
+	var wg sync.WaitGroup
+	var firstErr error
+	var errMu sync.Mutex
+	for i, e := range entries {
+		if ctx.Err() != nil {
+			break
+		}
+		cp := filepath.Join(p, e.Name())
+		var pchild *Node
+		if parent != nil {
+			pchild = parent.Find(e.Name())
+		}
+		if e.Type().IsRegular() && !a.opts.Excludes.Match(filepath.ToSlash(cp)) {
+			select {
+			case a.sem <- struct{}{}:
+			case <-ctx.Done():
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-a.sem }()
+				fi, err := os.Lstat(cp)
+				if err != nil {
+					a.unreadable(cp, err)
+					return
+				}
+				if !fi.Mode().IsRegular() { // replaced since ReadDir
+					n, err := a.saveTarget(ctx, cp, pchild)
+					tree.Nodes[i] = n
+					if err != nil {
+						errMu.Lock()
+						firstErr = cmpErr(firstErr, err)
+						errMu.Unlock()
+					}
+					return
+				}
+				tree.Nodes[i] = a.saveFile(ctx, cp, nodeFromInfo(e.Name(), fi), pchild)
+			}()
+			continue
+		}
+		child, err := a.saveTarget(ctx, cp, pchild)
+		if err != nil {
+			wg.Wait()
+			return err
+		}
+		tree.Nodes[i] = child
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tree.Nodes = slices.DeleteFunc(tree.Nodes, func(n *Node) bool { return n == nil })
+	id, err := SaveTree(ctx, a.r, a.w, tree)
+	if err != nil {
+		return err
+	}
+	n.Subtree = &id
+	switch {
+	case pnode == nil || pnode.Subtree == nil:
+		a.dirsNew.Add(1)
+	case *pnode.Subtree == id:
+		a.dirsUnmodified.Add(1)
+	default:
+		a.dirsChanged.Add(1)
+	}
+	return nil
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// unchanged reports whether the parent's node describes the same file
+// content (restic's rule: type, size, mtime, ctime and inode all equal).
+func unchanged(n, p *Node) bool {
+	return p != nil && p.Type == NodeFile && p.Size == n.Size && p.ModTime.Equal(n.ModTime) &&
+		p.ChangeTime.Equal(n.ChangeTime) && p.Inode == n.Inode && (p.Size == 0 || len(p.Content) > 0)
+}
+
+// saveFile stores a regular file's content and returns its node, or nil if
+// it could not be read.
+func (a *archiver) saveFile(ctx context.Context, p string, n *Node, pnode *Node) *Node {
+	if unchanged(n, pnode) && a.allKnown(pnode.Content) {
+		n.Content = pnode.Content
+		a.filesUnmodified.Add(1)
+		a.bytesProcessed.Add(int64(n.Size))
+		a.progress.Add(int64(n.Size), 1)
+		return n
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		a.unreadable(p, err)
+		return nil
+	}
+	defer f.Close()
+	content, size, err := a.saveStream(ctx, f)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.unreadable(p, err)
+		}
+		return nil
+	}
+	n.Content, n.Size = content, uint64(size)
+	if pnode == nil {
+		a.filesNew.Add(1)
+	} else {
+		a.filesChanged.Add(1)
+	}
+	a.progress.Add(0, 1)
+	return n
+}
+
+// allKnown reports whether every blob is still usable, so a file skipped by
+// the parent rule never refers to a blob that was pruned or whose pack is
+// marked for deletion.
+func (a *archiver) allKnown(ids []chunk.ID) bool {
+	for _, id := range ids {
+		if ok, err := a.w.Known(id); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// saveStream chunks rd into data blobs and returns their ids and the total size.
+func (a *archiver) saveStream(ctx context.Context, rd io.Reader) ([]chunk.ID, int64, error) {
+	ch := chunk.NewChunker(rd, a.r.Config().Chunker)
+	hasher := a.r.Hasher()
+	var content []chunk.ID
+	var size int64
+	for {
+		buf := a.w.Buffer()
+		data, err := ch.Next(buf)
+		if err == io.EOF {
+			return content, size, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		id := hasher.Sum(data)
+		if _, err := a.w.SaveBlob(ctx, index.DataBlob, id, data); err != nil {
+			return nil, 0, err
+		}
+		content = append(content, id)
+		size += int64(len(data))
+		a.bytesProcessed.Add(int64(len(data)))
+		a.progress.Add(int64(len(data)), 0)
+	}
+}
+
+// saveStdin stores one stream as a file at the root.
+func (a *archiver) saveStdin(ctx context.Context, rd io.Reader, name string) (chunk.ID, error) {
+	content, size, err := a.saveStream(ctx, rd)
+	if err != nil {
+		return chunk.ID{}, fmt.Errorf("backup stdin: %w", err)
+	}
+	n := &Node{Name: name, Type: NodeFile, Mode: 0o644, ModTime: time.Now(), Size: uint64(size), Content: content,
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+	a.filesNew.Add(1)
+	return SaveTree(ctx, a.r, a.w, &Tree{Nodes: []*Node{n}})
+}

@@ -1,0 +1,107 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"sort"
+	"time"
+
+	"github.com/strata-backup/strata/chunk"
+	"github.com/strata-backup/strata/index"
+	"github.com/strata-backup/strata/repo"
+)
+
+// Node types.
+const (
+	NodeFile    = "file"
+	NodeDir     = "dir"
+	NodeSymlink = "symlink"
+)
+
+// Node is one entry of a tree.
+type Node struct {
+	Name       string      `json:"name"`
+	Type       string      `json:"type"`
+	Mode       fs.FileMode `json:"mode"` // permission bits (and setuid/setgid/sticky)
+	ModTime    time.Time   `json:"mtime"`
+	ChangeTime time.Time   `json:"ctime,omitzero"`
+	UID        uint32      `json:"uid"`
+	GID        uint32      `json:"gid"`
+	Inode      uint64      `json:"inode,omitempty"`
+	DeviceID   uint64      `json:"device_id,omitempty"`
+	Size       uint64      `json:"size,omitempty"`
+	LinkTarget string      `json:"linktarget,omitempty"`
+	Content    []chunk.ID  `json:"content,omitempty"`
+	Subtree    *chunk.ID   `json:"subtree,omitempty"`
+}
+
+// Tree is a directory listing, stored as a tree blob. Nodes are sorted by
+// name so equal directories give equal blobs.
+type Tree struct {
+	Nodes []*Node `json:"nodes"`
+}
+
+// Find returns the node called name, or nil.
+func (t *Tree) Find(name string) *Node {
+	i := sort.Search(len(t.Nodes), func(i int) bool { return t.Nodes[i].Name >= name })
+	if i < len(t.Nodes) && t.Nodes[i].Name == name {
+		return t.Nodes[i]
+	}
+	return nil
+}
+
+func (t *Tree) sort() {
+	sort.Slice(t.Nodes, func(i, j int) bool { return t.Nodes[i].Name < t.Nodes[j].Name })
+}
+
+// blobSaver is what tree saving needs from a repository writer.
+type blobSaver interface {
+	SaveBlob(ctx context.Context, t index.BlobType, id chunk.ID, data []byte) (bool, error)
+}
+
+// SaveTree stores t as a tree blob and returns its id.
+func SaveTree(ctx context.Context, r *repo.Repository, w blobSaver, t *Tree) (chunk.ID, error) {
+	t.sort()
+	if t.Nodes == nil {
+		t.Nodes = []*Node{}
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return chunk.ID{}, fmt.Errorf("encode tree: %w", err)
+	}
+	b = append(b, '\n')
+	id := r.BlobID(b)
+	if _, err := w.SaveBlob(ctx, index.TreeBlob, id, b); err != nil {
+		return chunk.ID{}, fmt.Errorf("save tree: %w", err)
+	}
+	return id, nil
+}
+
+// LoadTree loads tree blob id.
+func LoadTree(ctx context.Context, r *repo.Repository, id chunk.ID) (*Tree, error) {
+	b, err := r.LoadBlob(ctx, id, nil)
+	if err != nil {
+		return nil, fmt.Errorf("load tree %s: %w", id.Short(), err)
+	}
+	var t Tree
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("decode tree %s: %w: %w", id.Short(), err, repo.ErrCorrupt)
+	}
+	for _, n := range t.Nodes {
+		if n == nil || n.Name == "" || n.Name == "." || n.Name == ".." || containsSlash(n.Name) {
+			return nil, fmt.Errorf("decode tree %s: bad node name: %w", id.Short(), repo.ErrCorrupt)
+		}
+	}
+	return &t, nil
+}
+
+func containsSlash(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' || s[i] == 0 {
+			return true
+		}
+	}
+	return false
+}
