@@ -109,4 +109,3 @@ func (r *Repository) LoadPackHeader(ctx context.Context, id chunk.ID) ([]index.B
 	}
 	return blobs, fi.Size, nil
 }
-

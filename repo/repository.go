@@ -416,4 +416,3 @@ func (s indexSource) LoadIndex(ctx context.Context, id chunk.ID) (*index.File, e
 func (r *Repository) LoadIndexFile(ctx context.Context, id chunk.ID) (*index.File, error) {
 	return indexSource{r}.LoadIndex(ctx, id)
 }
-

@@ -62,7 +62,7 @@ type Writer struct {
 	bufPool sync.Pool
 
 	mu      sync.Mutex
-	pending map[chunk.ID]struct{}      // stored or in flight in this run
+	pending map[chunk.ID]struct{}     // stored or in flight in this run
 	reused  map[chunk.ID][]index.Blob // pack → blobs this run relies on
 	indexMu sync.Mutex
 	unsaved index.File // packs not yet in an index object

@@ -38,9 +38,9 @@ type Progress interface {
 // NoProgress is the silent Progress.
 type NoProgress struct{}
 
-func (NoProgress) SetTotal(int64, int64)   {}
-func (NoProgress) Add(int64, int64)        {}
-func (NoProgress) Warn(string, error)      {}
+func (NoProgress) SetTotal(int64, int64) {}
+func (NoProgress) Add(int64, int64)      {}
+func (NoProgress) Warn(string, error)    {}
 
 // BackupOptions describe one backup.
 type BackupOptions struct {

@@ -72,10 +72,10 @@ type Tier struct {
 	// polynomial is always the repository's).
 	Chunker *chunk.Params `json:"chunker,omitempty"`
 	// Layers describes the delta layers of a graph tier, oldest first.
-	Layers     []Layer         `json:"layers,omitempty"`
-	Stats      *GraphStats     `json:"stats,omitempty"`
-	CapturedAt time.Time       `json:"captured_at"`
-	LSN        *TierLSN        `json:"lsn,omitempty"`
+	Layers     []Layer     `json:"layers,omitempty"`
+	Stats      *GraphStats `json:"stats,omitempty"`
+	CapturedAt time.Time   `json:"captured_at"`
+	LSN        *TierLSN    `json:"lsn,omitempty"`
 }
 
 // TierLSN is the log position around one tier's export, when known.
