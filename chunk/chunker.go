@@ -11,18 +11,35 @@ import (
 // holds the defaults and the polynomial; version 1 also lets each graph tier
 // carry its own bounds (graph bases want larger chunks than files).
 type Params struct {
-	Polynomial uint64 `json:"polynomial"`
-	MinSize    uint   `json:"min_size"`
-	MaxSize    uint   `json:"max_size"`
+	Polynomial Pol  `json:"polynomial"`
+	MinSize    uint `json:"min_size"`
+	MaxSize    uint `json:"max_size"`
 	// AverageBits: a boundary is cut where the low AverageBits bits of the
 	// rolling hash are zero, so the mean chunk is about 2^AverageBits bytes.
 	AverageBits int `json:"average_bits"`
 }
 
+// Pol is a chunker polynomial. It is written as a hex string in JSON:
+// values this large lose precision in JavaScript and older jq.
+type Pol uint64
+
+// MarshalText encodes the polynomial as hex.
+func (p Pol) MarshalText() ([]byte, error) { return []byte(fmt.Sprintf("%x", uint64(p))), nil }
+
+// UnmarshalText decodes a hex polynomial.
+func (p *Pol) UnmarshalText(b []byte) error {
+	var v uint64
+	if _, err := fmt.Sscanf(string(b), "%x", &v); err != nil || len(b) == 0 || len(b) > 16 {
+		return fmt.Errorf("parse chunker polynomial %q: want hex", b)
+	}
+	*p = Pol(v)
+	return nil
+}
+
 // DefaultParams returns restic's settings (512 KiB – 8 MiB, ~1 MiB mean) with
 // polynomial pol.
 func DefaultParams(pol uint64) Params {
-	return Params{Polynomial: pol, MinSize: chunker.MinSize, MaxSize: chunker.MaxSize, AverageBits: 20}
+	return Params{Polynomial: Pol(pol), MinSize: chunker.MinSize, MaxSize: chunker.MaxSize, AverageBits: 20}
 }
 
 // Validate checks that the parameters can drive the chunker.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -104,10 +105,11 @@ func resetBuckets(tx *bolt.Tx) error {
 // Close closes the cache file.
 func (c *Cache) Close() error { return c.db.Close() }
 
-// Sync brings the cache up to date with src: it adds index objects it has
-// not seen, and rebuilds from scratch when one it has seen is gone or has
-// been superseded (prune rewrote the index). It returns the number of index
-// objects loaded.
+// Sync brings the cache up to date with src. An index object is live when
+// it is listed and no listed object supersedes it (prune writes the new
+// index before deleting the old, so both may be listed for a while). New
+// live objects are added; if an object the cache holds is no longer live,
+// the cache is rebuilt from scratch. It returns the number of objects loaded.
 func (c *Cache) Sync(ctx context.Context, src Source) (int, error) {
 	listed := make(map[chunk.ID]struct{})
 	if err := src.ListIndexes(ctx, func(id chunk.ID) error {
@@ -116,116 +118,122 @@ func (c *Cache) Sync(ctx context.Context, src Source) (int, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("sync index cache: %w", err)
 	}
-
-	var known []chunk.ID
+	known := make(map[chunk.ID][]chunk.ID) // held object → what it supersedes
 	if err := c.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketIndexes).ForEach(func(k, _ []byte) error {
-			known = append(known, chunk.ID(k))
+		return tx.Bucket(bucketIndexes).ForEach(func(k, v []byte) error {
+			known[chunk.ID(k)] = decodeIDs(v)
 			return nil
 		})
 	}); err != nil {
 		return 0, fmt.Errorf("sync index cache: %w", err)
 	}
-	stale := false
-	for _, id := range known {
+	superseded := make(map[chunk.ID]bool)
+	for id, sup := range known {
 		if _, ok := listed[id]; !ok {
-			stale = true
-			break
+			return c.rebuild(ctx, src, listed)
 		}
-		delete(listed, id)
+		for _, s := range sup {
+			superseded[s] = true
+		}
 	}
-	if !stale {
-		n, superseded, err := c.load(ctx, src, listed)
-		if err != nil || !superseded {
+	fresh := make(map[chunk.ID]*File)
+	for id := range listed {
+		if _, ok := known[id]; ok {
+			continue
+		}
+		f, err := src.LoadIndex(ctx, id)
+		if err != nil {
+			return 0, fmt.Errorf("sync index cache: %w", err)
+		}
+		fresh[id] = f
+		for _, s := range f.Supersedes {
+			superseded[s] = true
+		}
+	}
+	for id := range known {
+		if superseded[id] {
+			return c.rebuild(ctx, src, listed)
+		}
+	}
+	n := 0
+	for id, f := range fresh {
+		if superseded[id] {
+			continue
+		}
+		if err := c.Add(id, f); err != nil {
 			return n, err
 		}
-		// A new index object replaces ones the cache already holds: fall
-		// through to a rebuild so their entries disappear.
+		n++
 	}
-	return c.rebuild(ctx, src)
+	return n, nil
 }
 
-// load adds the index objects in ids. superseded reports whether any of them
-// supersedes an object the cache holds.
-func (c *Cache) load(ctx context.Context, src Source, ids map[chunk.ID]struct{}) (n int, superseded bool, err error) {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	type loaded struct {
-		id chunk.ID
-		f  *File
-	}
-	results := make(chan loaded)
-	go func() {
-		for id := range ids {
-			g.Go(func() error {
-				f, err := src.LoadIndex(gctx, id)
-				if err != nil {
-					return err
-				}
-				select {
-				case results <- loaded{id, f}:
-					return nil
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			})
-		}
-		_ = g.Wait()
-		close(results)
-	}()
-	for r := range results {
-		if err == nil {
-			if err = c.Add(r.id, r.f); err == nil {
-				n++
-				superseded = superseded || c.holdsAny(r.f.Supersedes)
-			}
-		}
-	}
-	if werr := g.Wait(); werr != nil {
-		return n, false, fmt.Errorf("sync index cache: %w", werr)
-	}
-	return n, superseded, err
-}
-
-func (c *Cache) holdsAny(ids []chunk.ID) bool {
-	found := false
-	_ = c.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketIndexes)
-		for _, id := range ids {
-			if b.Get(id[:]) != nil {
-				found = true
-				return nil
-			}
-		}
-		return nil
-	})
-	return found
-}
-
-// rebuild empties the cache and loads every index object that no other one
-// supersedes. Two passes over the objects keep memory at one object's worth.
-func (c *Cache) rebuild(ctx context.Context, src Source) (int, error) {
+// rebuild empties the cache and adds every live object of listed. Two
+// passes over the objects keep memory at one object's worth.
+func (c *Cache) rebuild(ctx context.Context, src Source, listed map[chunk.ID]struct{}) (int, error) {
 	if err := c.db.Update(resetBuckets); err != nil {
 		return 0, err
 	}
-	all := make(map[chunk.ID]struct{})
-	if err := src.ListIndexes(ctx, func(id chunk.ID) error {
-		all[id] = struct{}{}
-		return nil
-	}); err != nil {
-		return 0, fmt.Errorf("rebuild index cache: %w", err)
-	}
-	for id := range all {
+	superseded := make(map[chunk.ID]bool)
+	for id := range listed {
 		f, err := src.LoadIndex(ctx, id)
 		if err != nil {
 			return 0, fmt.Errorf("rebuild index cache: %w", err)
 		}
 		for _, s := range f.Supersedes {
-			delete(all, s)
+			superseded[s] = true
 		}
 	}
-	n, _, err := c.load(ctx, src, all)
-	return n, err
+	live := make(map[chunk.ID]struct{})
+	for id := range listed {
+		if !superseded[id] {
+			live[id] = struct{}{}
+		}
+	}
+	return c.load(ctx, src, live)
+}
+
+// load adds the index objects in ids, loading a few at a time.
+func (c *Cache) load(ctx context.Context, src Source, ids map[chunk.ID]struct{}) (int, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	var mu sync.Mutex
+	n := 0
+	for id := range ids {
+		g.Go(func() error {
+			f, err := src.LoadIndex(gctx, id)
+			if err != nil {
+				return err
+			}
+			if err := c.Add(id, f); err != nil {
+				return err
+			}
+			mu.Lock()
+			n++
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return n, fmt.Errorf("load index objects: %w", err)
+	}
+	return n, nil
+}
+
+func encodeIDs(ids []chunk.ID) []byte {
+	out := make([]byte, 0, len(ids)*chunk.IDSize)
+	for _, id := range ids {
+		out = append(out, id[:]...)
+	}
+	return out
+}
+
+func decodeIDs(b []byte) []chunk.ID {
+	var out []chunk.ID
+	for ; len(b) >= chunk.IDSize; b = b[chunk.IDSize:] {
+		out = append(out, chunk.ID(b[:chunk.IDSize]))
+	}
+	return out
 }
 
 // Add records the entries of index object id.
@@ -246,7 +254,7 @@ func (c *Cache) Add(id chunk.ID, f *File) error {
 				}
 			}
 		}
-		return tx.Bucket(bucketIndexes).Put(id[:], nil)
+		return tx.Bucket(bucketIndexes).Put(id[:], encodeIDs(f.Supersedes))
 	})
 	if err != nil {
 		return fmt.Errorf("add index %s to cache: %w", id.Short(), err)

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"encoding/hex"
 	"fmt"
 
 	"github.com/strata-backup/strata/chunk"
@@ -37,7 +38,7 @@ func (c *Config) Validate() error {
 	if c.Version != FormatVersion {
 		return fmt.Errorf("validate config: repository format version %d is not supported (this strata reads version %d)", c.Version, FormatVersion)
 	}
-	if len(c.ID) != 64 {
+	if _, err := hex.DecodeString(c.ID); err != nil || len(c.ID) != 64 {
 		return fmt.Errorf("validate config: bad repository id %q", c.ID)
 	}
 	if err := c.Chunker.Validate(); err != nil {

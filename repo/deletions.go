@@ -56,10 +56,9 @@ type MarkSet struct {
 }
 
 type markEvent struct {
-	t        time.Time
-	key      string
-	kind     string
-	sequence int
+	t    time.Time
+	key  string
+	kind string
 }
 
 // Marked reports whether backend key (a pack, "data/ab/ab…") is marked.
@@ -99,7 +98,7 @@ func (r *Repository) RefreshMarks(ctx context.Context, m *MarkSet) ([]string, er
 		m.seen[id] = struct{}{}
 		add := func(keys []string, kind string) {
 			for _, k := range keys {
-				m.events = append(m.events, markEvent{t: d.Time, key: k, kind: kind, sequence: len(m.events)})
+				m.events = append(m.events, markEvent{t: d.Time, key: k, kind: kind})
 			}
 		}
 		add(d.Marked, DeletionPruneMark)

@@ -132,7 +132,13 @@ func findKey(ctx context.Context, be backend.Backend, password string) (masterKe
 		}
 		stored, err := backend.LoadAll(ctx, be, name)
 		if err != nil {
-			return masterKey{}, chunk.ID{}, fmt.Errorf("load key %s: %w", id.Short(), err)
+			if ctx.Err() != nil {
+				return masterKey{}, chunk.ID{}, ctx.Err()
+			}
+			continue // removed meanwhile, or unreadable: another key may open
+		}
+		if chunk.ObjectID(stored) != id {
+			continue // damaged: check reports it
 		}
 		mk, _, err := openKeyFile(stored, password)
 		if err == nil {
@@ -192,11 +198,13 @@ func (r *Repository) RemoveKey(ctx context.Context, id chunk.ID) error {
 	if _, err := r.be.Stat(ctx, key); err != nil {
 		return fmt.Errorf("remove key %s: %w", id.Short(), err)
 	}
-	if _, err := r.SaveDeletion(ctx, Deletion{Kind: DeletionKeyRemoval, Reason: "key remove", Removed: []string{key}}); err != nil {
-		return fmt.Errorf("remove key %s: %w", id.Short(), err)
-	}
 	if err := r.be.Remove(ctx, key); err != nil {
 		return fmt.Errorf("remove key %s: %w", id.Short(), err)
+	}
+	// Recorded after the removal: a crash in between leaves mirrors with
+	// one key too many, never a record of a removal that did not happen.
+	if _, err := r.SaveDeletion(ctx, Deletion{Kind: DeletionKeyRemoval, Reason: "key remove", Removed: []string{key}}); err != nil {
+		return fmt.Errorf("record removal of key %s: %w", id.Short(), err)
 	}
 	return nil
 }

@@ -101,6 +101,9 @@ func (r *Repository) parsePackHeader(tail []byte, packSize int64) ([]index.Blob,
 		}
 		blobs = append(blobs, b)
 	}
+	if off != blobsEnd {
+		return nil, fmt.Errorf("parse pack header: %d bytes of blobs, header accounts for %d: %w", blobsEnd, off, ErrCorrupt)
+	}
 	return blobs, nil
 }
 

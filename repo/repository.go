@@ -217,12 +217,11 @@ const (
 // sealObject frames, compresses and encrypts an unpacked object.
 func (r *Repository) sealObject(plain []byte, ad string) []byte {
 	framed := make([]byte, 0, len(plain)+1)
-	if len(plain) > 64 {
-		framed = append(framed, frameZstd)
-		framed = zstdEncode(framed, plain, CompressionAuto)
-	} else {
-		framed = append(framed, frameRaw)
-		framed = append(framed, plain...)
+	if len(plain) > 64 && r.cfg.Compression != CompressionOff {
+		framed = zstdEncode(append(framed, frameZstd), plain, CompressionAuto)
+	}
+	if len(framed) == 0 || len(framed) >= len(plain)+1 {
+		framed = append(append(framed[:0], frameRaw), plain...)
 	}
 	return r.crypt.seal(nil, framed, ad)
 }

@@ -340,7 +340,7 @@ func (a *archiver) saveTarget(ctx context.Context, p string, pnode *Node) (*Node
 }
 
 func nodeFromInfo(name string, fi fs.FileInfo) *Node {
-	n := &Node{Name: name, Mode: fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), ModTime: fi.ModTime()}
+	n := &Node{Name: name, Mode: ModeFrom(fi.Mode()), ModTime: fi.ModTime()}
 	switch {
 	case fi.IsDir():
 		n.Type = NodeDir

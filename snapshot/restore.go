@@ -338,7 +338,7 @@ func setMeta(p string, n *Node) {
 		_ = os.Lchown(p, int(n.UID), int(n.GID))
 	}
 	if n.Type != NodeSymlink {
-		_ = os.Chmod(p, n.Mode)
+		_ = os.Chmod(p, n.Mode.FileMode())
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(n.ModTime.UnixNano()), unix.NsecToTimespec(n.ModTime.UnixNano())}
 	_ = unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)

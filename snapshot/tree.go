@@ -22,19 +22,53 @@ const (
 
 // Node is one entry of a tree.
 type Node struct {
-	Name       string      `json:"name"`
-	Type       string      `json:"type"`
-	Mode       fs.FileMode `json:"mode"` // permission bits (and setuid/setgid/sticky)
-	ModTime    time.Time   `json:"mtime"`
-	ChangeTime time.Time   `json:"ctime,omitzero"`
-	UID        uint32      `json:"uid"`
-	GID        uint32      `json:"gid"`
-	Inode      uint64      `json:"inode,omitempty"`
-	DeviceID   uint64      `json:"device_id,omitempty"`
-	Size       uint64      `json:"size,omitempty"`
-	LinkTarget string      `json:"linktarget,omitempty"`
-	Content    []chunk.ID  `json:"content,omitempty"`
-	Subtree    *chunk.ID   `json:"subtree,omitempty"`
+	Name       string     `json:"name"`
+	Type       string     `json:"type"`
+	Mode       Mode       `json:"mode"` // POSIX permission bits with setuid 04000, setgid 02000, sticky 01000
+	ModTime    time.Time  `json:"mtime"`
+	ChangeTime time.Time  `json:"ctime,omitzero"`
+	UID        uint32     `json:"uid"`
+	GID        uint32     `json:"gid"`
+	Inode      uint64     `json:"inode,omitempty"`
+	DeviceID   uint64     `json:"device_id,omitempty"`
+	Size       uint64     `json:"size,omitempty"`
+	LinkTarget string     `json:"linktarget,omitempty"`
+	Content    []chunk.ID `json:"content,omitempty"`
+	Subtree    *chunk.ID  `json:"subtree,omitempty"`
+}
+
+// Mode is a POSIX mode (permissions and the setuid, setgid and sticky
+// bits), independent of Go's fs.FileMode bit layout.
+type Mode uint32
+
+// ModeFrom converts Go's permission and special bits to POSIX.
+func ModeFrom(m fs.FileMode) Mode {
+	out := Mode(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		out |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		out |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		out |= 0o1000
+	}
+	return out
+}
+
+// FileMode converts to Go's representation.
+func (m Mode) FileMode() fs.FileMode {
+	out := fs.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		out |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		out |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		out |= fs.ModeSticky
+	}
+	return out
 }
 
 // Tree is a directory listing, stored as a tree blob. Nodes are sorted by
@@ -89,9 +123,14 @@ func LoadTree(ctx context.Context, r *repo.Repository, id chunk.ID) (*Tree, erro
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("decode tree %s: %w: %w", id.Short(), err, repo.ErrCorrupt)
 	}
-	for _, n := range t.Nodes {
+	// Names are checked before anything joins them to a restore target
+	// (no "..", no "/"), and must be sorted and unique for Find.
+	for i, n := range t.Nodes {
 		if n == nil || n.Name == "" || n.Name == "." || n.Name == ".." || containsSlash(n.Name) {
 			return nil, fmt.Errorf("decode tree %s: bad node name: %w", id.Short(), repo.ErrCorrupt)
+		}
+		if i > 0 && t.Nodes[i-1].Name >= n.Name {
+			return nil, fmt.Errorf("decode tree %s: names not sorted and unique at %q: %w", id.Short(), n.Name, repo.ErrCorrupt)
 		}
 	}
 	return &t, nil

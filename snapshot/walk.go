@@ -118,7 +118,7 @@ func Dump(ctx context.Context, r *repo.Repository, sn *Snapshot, p string, w io.
 	case NodeDir:
 		tw := tar.NewWriter(w)
 		err := Walk(ctx, r, *n.Subtree, "", func(rel string, c *Node) error {
-			hdr := &tar.Header{Name: rel, Mode: int64(c.Mode.Perm()), ModTime: c.ModTime, Uid: int(c.UID), Gid: int(c.GID)}
+			hdr := &tar.Header{Name: rel, Mode: int64(c.Mode), ModTime: c.ModTime, Uid: int(c.UID), Gid: int(c.GID)}
 			switch c.Type {
 			case NodeDir:
 				hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"

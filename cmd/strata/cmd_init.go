@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/strata-backup/strata/backend"
+	"github.com/strata-backup/strata/repo"
+)
+
+type initOptions struct {
+	packSize    int
+	compression string
+}
+
+func newInitCommand() *command {
+	var o initOptions
+	return &command{
+		name: "init", args: "[flags]", short: "create a new repository",
+		long: `Creates an encrypted repository at -r/--repo (or STRATA_REPOSITORY): a local
+path, or an s3://, gs://, azblob://, file:// or mem:// URL. The password comes
+from STRATA_PASSWORD, --password-file or --password-command, or is asked for
+on a terminal. Keep it safe: without it the backups cannot be read.`,
+		examples: []string{
+			"strata init -r /srv/backup",
+			"STRATA_REPOSITORY='s3://bucket/graph?region=eu-west-1' strata init",
+		},
+		setup: func(fs *pflag.FlagSet) {
+			fs.IntVar(&o.packSize, "pack-size", repo.DefaultPackSize>>20, "target pack size in MiB")
+			fs.StringVar(&o.compression, "compression", repo.CompressionAuto, "compression: auto (zstd fastest), max or off")
+		},
+		run: func(ctx context.Context, g *globals, t *terminal, args []string) error {
+			if err := exactArgs("init", args, 0, "no arguments"); err != nil {
+				return err
+			}
+			return runInit(ctx, g, t, o)
+		},
+	}
+}
+
+func runInit(ctx context.Context, g *globals, t *terminal, o initOptions) error {
+	loc, err := g.location()
+	if err != nil {
+		return err
+	}
+	if o.packSize < 1 || o.packSize > 1024 {
+		return usagef("init: --pack-size %d outside 1..1024 MiB", o.packSize)
+	}
+	be, err := backend.Create(ctx, loc)
+	if err != nil {
+		return fmt.Errorf("init repository %s: %w", loc, err)
+	}
+	defer be.Close()
+	if _, err := be.Stat(ctx, "config"); err == nil {
+		return fmt.Errorf("init repository %s: %w", loc, repo.ErrAlreadyInitialized)
+	} else if !errors.Is(err, backend.ErrNotFound) {
+		return fmt.Errorf("init repository %s: %w", loc, err)
+	}
+	pw, err := g.password(t, "new repository password: ", true)
+	if err != nil {
+		return err
+	}
+	r, err := repo.Init(ctx, be, pw, repo.InitOptions{PackSize: o.packSize << 20, Compression: o.compression}, g.repoOptions())
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cfg := r.Config()
+	if t.json {
+		return t.printJSON(map[string]any{"message_type": "initialized", "id": cfg.ID, "repository": backend.Location(be)})
+	}
+	t.printf("created strata repository %s at %s\n", cfg.ID[:10], backend.Location(be))
+	t.printf("Keep the password safe: without it the data in the repository cannot be read.\n")
+	return nil
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/strata-backup/strata/backend"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/snapshot"
+)
+
+// Exit codes (SPEC section 6). Scripts rely on them: never renumber.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitIncomplete  = 3
+	exitDamage      = 4
+	exitNoRepo      = 10
+	exitLocked      = 11
+	exitWrongPass   = 12
+	exitInterrupted = 130
+)
+
+// errDamage marks a check, verify or drill that found damage (exit 4).
+var errDamage = errors.New("damage found")
+
+// exitCode maps an error to its exit code: the one place that does.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue), errors.Is(err, errHelpShown):
+		return exitUsage
+	case errors.Is(err, errDamage):
+		return exitDamage // 4 wins over 3 when a run has both
+	case errors.Is(err, snapshot.ErrIncomplete):
+		return exitIncomplete
+	case errors.Is(err, repo.ErrNoRepository):
+		return exitNoRepo
+	case errors.Is(err, repo.ErrLocked):
+		return exitLocked
+	case errors.Is(err, repo.ErrWrongPassword):
+		return exitWrongPass
+	}
+	return exitError
+}
+
+// hint says what to do next, for the errors users meet most.
+func hint(err error) string {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		return "run 'strata help' or 'strata COMMAND --help' for usage"
+	case errors.Is(err, repo.ErrNoRepository):
+		return "check -r/--repo or STRATA_REPOSITORY, or create one with 'strata init'"
+	case errors.Is(err, repo.ErrWrongPassword):
+		return "check STRATA_PASSWORD, --password-file or --password-command; nothing was changed"
+	case errors.Is(err, repo.ErrLocked):
+		return "another strata process holds the lease; it expires by itself if that process died"
+	case errors.Is(err, repo.ErrAlreadyInitialized):
+		return "this location already holds a repository; use it, or choose another location"
+	case errors.Is(err, snapshot.ErrIncomplete):
+		return "the snapshot was saved without the files listed; fix their permissions and back up again"
+	case errors.Is(err, snapshot.ErrNoSnapshot):
+		return "list snapshots with 'strata snapshots'"
+	case errors.Is(err, snapshot.ErrRestoreFailed), errors.Is(err, repo.ErrCorrupt):
+		return "the repository is damaged; run 'strata check --read-data' and repair from a mirror"
+	case errors.Is(err, backend.ErrNoSpace):
+		return "free space in the repository's store; nothing that was stored before is lost"
+	}
+	return ""
+}
