@@ -119,18 +119,32 @@ func LoadTree(ctx context.Context, r *repo.Repository, id chunk.ID) (*Tree, erro
 	if err != nil {
 		return nil, fmt.Errorf("load tree %s: %w", id.Short(), err)
 	}
+	t, err := DecodeTree(b)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	return t, nil
+}
+
+// DecodeTree parses a tree blob's plaintext. Names are checked before
+// anything joins them to a restore target (no "..", no "/", no NUL), and
+// must be sorted and unique for Find.
+func DecodeTree(b []byte) (*Tree, error) {
 	var t Tree
 	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, fmt.Errorf("decode tree %s: %w: %w", id.Short(), err, repo.ErrCorrupt)
+		return nil, fmt.Errorf("decode tree: %w: %w", err, repo.ErrCorrupt)
 	}
-	// Names are checked before anything joins them to a restore target
-	// (no "..", no "/"), and must be sorted and unique for Find.
 	for i, n := range t.Nodes {
 		if n == nil || n.Name == "" || n.Name == "." || n.Name == ".." || containsSlash(n.Name) {
-			return nil, fmt.Errorf("decode tree %s: bad node name: %w", id.Short(), repo.ErrCorrupt)
+			return nil, fmt.Errorf("decode tree: bad node name: %w", repo.ErrCorrupt)
 		}
 		if i > 0 && t.Nodes[i-1].Name >= n.Name {
-			return nil, fmt.Errorf("decode tree %s: names not sorted and unique at %q: %w", id.Short(), n.Name, repo.ErrCorrupt)
+			return nil, fmt.Errorf("decode tree: names not sorted and unique at %q: %w", n.Name, repo.ErrCorrupt)
+		}
+		switch n.Type {
+		case NodeFile, NodeDir, NodeSymlink:
+		default:
+			return nil, fmt.Errorf("decode tree: node %q: unknown type %q: %w", n.Name, n.Type, repo.ErrCorrupt)
 		}
 	}
 	return &t, nil

@@ -1,0 +1,85 @@
+package chunk_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/strata-backup/strata/chunk"
+)
+
+func TestChunkerReassembles(t *testing.T) {
+	data := make([]byte, 5<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(rng.UintN(256))
+	}
+	p := chunk.DefaultParams(0x3DA3358B4DC173)
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := chunk.NewChunker(bytes.NewReader(data), p)
+	var out []byte
+	n := 0
+	for {
+		ch, err := c.Next(make([]byte, 0, p.MaxSize))
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uint(len(ch)) > p.MaxSize {
+			t.Fatalf("chunk of %d bytes exceeds max %d", len(ch), p.MaxSize)
+		}
+		out = append(out, ch...)
+		n++
+	}
+	if !bytes.Equal(out, data) || n < 2 {
+		t.Fatalf("%d chunks do not reassemble the input", n)
+	}
+}
+
+func TestKeyedIDs(t *testing.T) {
+	a, b := chunk.NewHasher([32]byte{1}), chunk.NewHasher([32]byte{2})
+	if a.Sum([]byte("x")) == b.Sum([]byte("x")) {
+		t.Error("different keys give the same blob id")
+	}
+	if a.Sum([]byte("x")) != a.Sum([]byte("x")) {
+		t.Error("blob id is not deterministic")
+	}
+	if a.Sum([]byte("x")) == chunk.ObjectID([]byte("x")) {
+		t.Error("keyed id equals the unkeyed object id")
+	}
+}
+
+func TestParamsJSON(t *testing.T) {
+	p := chunk.DefaultParams(0x3DA3358B4DC173)
+	b, _ := json.Marshal(p)
+	if !bytes.Contains(b, []byte(`"polynomial":"3da3358b4dc173"`)) {
+		t.Errorf("polynomial not hex in %s", b)
+	}
+	var q chunk.Params
+	if err := json.Unmarshal(b, &q); err != nil || q != p {
+		t.Errorf("round trip: %+v %v", q, err)
+	}
+	bad := chunk.Params{Polynomial: 12345, MinSize: 1, MaxSize: 2, AverageBits: 20}
+	if bad.Validate() == nil {
+		t.Error("reducible polynomial accepted")
+	}
+}
+
+func FuzzParseID(f *testing.F) {
+	f.Add("ab00000000000000000000000000000000000000000000000000000000000000")
+	f.Add("zz")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := chunk.ParseID(s)
+		if err == nil && id.String() != s && id.String() != bytesLower(s) {
+			t.Fatalf("ParseID(%q) = %s", s, id)
+		}
+	})
+}
+
+func bytesLower(s string) string { return string(bytes.ToLower([]byte(s))) }
