@@ -187,6 +187,15 @@ func displayURL(u *url.URL, prefix string) string {
 	return d.String()
 }
 
+// Redact returns location fit for messages and logs: local paths as they
+// are, URLs without credentials or secret query parameters.
+func Redact(location string) string {
+	if IsLocal(location) {
+		return location
+	}
+	return redactURL(location)
+}
+
 // redactURL is displayURL for a location that may not parse.
 func redactURL(location string) string {
 	u, err := url.Parse(location)

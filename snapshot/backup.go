@@ -282,9 +282,15 @@ func (a *archiver) saveVirtual(ctx context.Context, dir string, v *vdir, parent 
 			}
 			continue
 		}
-		fi, err := os.Lstat(p)
+		// A directory above a target is recorded as the directory it
+		// resolves to (a "current" -> "releases/42" symlink included), so
+		// the target stays reachable at the path the user gave.
+		fi, err := os.Stat(p)
 		if err != nil {
 			return chunk.ID{}, fmt.Errorf("backup %s: %w", p, err)
+		}
+		if !fi.IsDir() {
+			return chunk.ID{}, fmt.Errorf("backup %s: not a directory", p)
 		}
 		n := nodeFromInfo(name, fi)
 		sub, err := a.saveVirtual(ctx, p, child, a.parentSubtree(ctx, pnode))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -99,7 +100,15 @@ func RestoreTree(ctx context.Context, r *repo.Repository, id chunk.ID, snapPath 
 	}
 	if len(rs.res.Failed) > 0 {
 		sort.Slice(rs.res.Failed, func(i, j int) bool { return rs.res.Failed[i].Path < rs.res.Failed[j].Path })
+		// Name a damaged-repository failure first when there is one: it is
+		// the one that changes what the user must do next.
 		f := rs.res.Failed[0]
+		for _, ff := range rs.res.Failed {
+			if errors.Is(ff.Err, repo.ErrCorrupt) || errors.Is(ff.Err, repo.ErrBlobNotFound) {
+				f = ff
+				break
+			}
+		}
 		return rs.res, fmt.Errorf("restore: %d files failed (first: %s: %w): %w", len(rs.res.Failed), f.Path, f.Err, ErrRestoreFailed)
 	}
 	return rs.res, nil
@@ -153,7 +162,7 @@ func (rs *restorer) walk(ctx context.Context, treeID chunk.ID, snapPath, dst str
 			if rs.opts.Exclude.Match(sp) || (len(rs.opts.Include) > 0 && !rs.opts.Include.MatchOrParent(sp)) {
 				continue
 			}
-			if err := os.MkdirAll(dp, 0o700); err != nil {
+			if err := mkdirNoFollow(dp); err != nil {
 				rs.fail(sp, err)
 				continue
 			}
@@ -329,6 +338,24 @@ func verifyFile(r *repo.Repository, p string, n *Node) error {
 		return fmt.Errorf("verify %s: file is longer than the snapshot says (%d bytes)", p, off)
 	}
 	return nil
+}
+
+// mkdirNoFollow makes dp a real directory. Whatever else sits there (a
+// symlink left by an earlier restore, a file) is removed first: following a
+// symlink would write outside the target.
+func mkdirNoFollow(dp string) error {
+	fi, err := os.Lstat(dp)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil
+	case err == nil:
+		if err := os.Remove(dp); err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	return os.Mkdir(dp, 0o700)
 }
 
 // setMeta applies mode, ownership (when root) and times; failures to set

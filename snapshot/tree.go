@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/strata-backup/strata/chunk"
 	"github.com/strata-backup/strata/index"
@@ -69,6 +71,46 @@ func (m Mode) FileMode() fs.FileMode {
 		out |= fs.ModeSticky
 	}
 	return out
+}
+
+// nodeJSON is Node without its JSON methods.
+type nodeJSON Node
+
+// nodeWire carries names that are not valid UTF-8 (legal on Linux) as raw
+// bytes beside a display form, since a JSON string would replace them and
+// the file would come back under another name.
+type nodeWire struct {
+	*nodeJSON
+	NameBytes       []byte `json:"name_bytes,omitempty"`
+	LinkTargetBytes []byte `json:"linktarget_bytes,omitempty"`
+}
+
+// MarshalJSON writes names and link targets byte-exact.
+func (n Node) MarshalJSON() ([]byte, error) {
+	c := nodeJSON(n)
+	w := nodeWire{nodeJSON: &c}
+	if !utf8.ValidString(n.Name) {
+		w.NameBytes, c.Name = []byte(n.Name), strings.ToValidUTF8(n.Name, "\uFFFD")
+	}
+	if !utf8.ValidString(n.LinkTarget) {
+		w.LinkTargetBytes, c.LinkTarget = []byte(n.LinkTarget), strings.ToValidUTF8(n.LinkTarget, "\uFFFD")
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON restores raw names.
+func (n *Node) UnmarshalJSON(b []byte) error {
+	w := nodeWire{nodeJSON: (*nodeJSON)(n)}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if w.NameBytes != nil {
+		n.Name = string(w.NameBytes)
+	}
+	if w.LinkTargetBytes != nil {
+		n.LinkTarget = string(w.LinkTargetBytes)
+	}
+	return nil
 }
 
 // Tree is a directory listing, stored as a tree blob. Nodes are sorted by

@@ -49,15 +49,16 @@ func runInit(ctx context.Context, g *globals, t *terminal, o initOptions) error 
 	if o.packSize < 1 || o.packSize > 1024 {
 		return usagef("init: --pack-size %d outside 1..1024 MiB", o.packSize)
 	}
+	shown := backend.Redact(loc)
 	be, err := backend.Create(ctx, loc)
 	if err != nil {
-		return fmt.Errorf("init repository %s: %w", loc, err)
+		return fmt.Errorf("init repository %s: %w", shown, err)
 	}
 	defer be.Close()
 	if _, err := be.Stat(ctx, "config"); err == nil {
-		return fmt.Errorf("init repository %s: %w", loc, repo.ErrAlreadyInitialized)
+		return fmt.Errorf("init repository %s: %w", shown, repo.ErrAlreadyInitialized)
 	} else if !errors.Is(err, backend.ErrNotFound) {
-		return fmt.Errorf("init repository %s: %w", loc, err)
+		return fmt.Errorf("init repository %s: %w", shown, err)
 	}
 	pw, err := g.password(t, "new repository password: ", true)
 	if err != nil {

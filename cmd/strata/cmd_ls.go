@@ -48,8 +48,9 @@ With --json the first line is the snapshot and every further line one node.`,
 					if err != nil {
 						return err
 					}
-					if n.Type != snapshot.NodeDir {
-						return printNode(t, start, n, long)
+					// Like restic: the path itself, then what is below it.
+					if err := printNode(t, start, n, long); err != nil || n.Type != snapshot.NodeDir || n.Subtree == nil {
+						return err
 					}
 					root = *n.Subtree
 				}
@@ -67,27 +68,49 @@ With --json the first line is the snapshot and every further line one node.`,
 	}
 }
 
+// lsMode renders a node's type and mode as ls -l does ("drwxr-sr-t").
+func lsMode(n *snapshot.Node) string {
+	b := []byte("-rwxrwxrwx")
+	switch n.Type {
+	case snapshot.NodeDir:
+		b[0] = 'd'
+	case snapshot.NodeSymlink:
+		b[0] = 'l'
+	}
+	for i := 0; i < 9; i++ {
+		if n.Mode&(1<<(8-i)) == 0 {
+			b[i+1] = '-'
+		}
+	}
+	special := func(pos int, bit snapshot.Mode, set, unset byte) {
+		if n.Mode&bit != 0 {
+			if b[pos] == 'x' {
+				b[pos] = set
+			} else {
+				b[pos] = unset
+			}
+		}
+	}
+	special(3, 0o4000, 's', 'S')
+	special(6, 0o2000, 's', 'S')
+	special(9, 0o1000, 't', 'T')
+	return string(b)
+}
+
 func printNode(t *terminal, p string, n *snapshot.Node, long bool) error {
 	if t.json {
 		return t.printJSON(map[string]any{"message_type": "node", "name": n.Name, "type": n.Type, "path": p,
-			"size": n.Size, "mode": uint32(n.Mode), "permissions": n.Mode.FileMode().String(), "mtime": n.ModTime.Format(time.RFC3339Nano),
+			"size": n.Size, "mode": uint32(n.Mode), "permissions": lsMode(n), "mtime": n.ModTime.Format(time.RFC3339Nano),
 			"uid": n.UID, "gid": n.GID, "linktarget": n.LinkTarget})
 	}
 	if !long {
 		t.printf("%s\n", p)
 		return nil
 	}
-	kind := "-"
-	switch n.Type {
-	case snapshot.NodeDir:
-		kind = "d"
-	case snapshot.NodeSymlink:
-		kind = "l"
-	}
 	suffix := ""
 	if n.LinkTarget != "" {
 		suffix = " -> " + n.LinkTarget
 	}
-	t.printf("%s%s %5d %5d %12d %s %s%s\n", kind, n.Mode.FileMode().Perm(), n.UID, n.GID, n.Size, n.ModTime.Local().Format("2006-01-02 15:04:05"), p, suffix)
+	t.printf("%s %5d %5d %12d %s %s%s\n", lsMode(n), n.UID, n.GID, n.Size, n.ModTime.Local().Format("2006-01-02 15:04:05"), p, suffix)
 	return nil
 }

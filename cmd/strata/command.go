@@ -85,10 +85,13 @@ func dispatch(ctx context.Context, root *command, args []string, t *terminal) er
 				return usagef("unknown command %q for %s", fs.Args()[0], strings.Join(path, " "))
 			}
 		}
-		t.printHelp(cmd, path)
 		if cmd == root {
+			t.printHelp(cmd, path)
 			return nil
 		}
+		// A usage error: help goes to stderr, so stdout stays clean for
+		// scripts (and JSON-only under --json).
+		fmt.Fprint(t.stderr, helpText(cmd, path))
 		return usagef("%s needs a subcommand", strings.Join(path, " "))
 	}
 	fs := pflag.NewFlagSet(strings.Join(path, " "), pflag.ContinueOnError)

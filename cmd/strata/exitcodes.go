@@ -64,8 +64,10 @@ func hint(err error) string {
 		return "the snapshot was saved without the files listed; fix their permissions and back up again"
 	case errors.Is(err, snapshot.ErrNoSnapshot):
 		return "list snapshots with 'strata snapshots'"
-	case errors.Is(err, snapshot.ErrRestoreFailed), errors.Is(err, repo.ErrCorrupt):
+	case errors.Is(err, repo.ErrCorrupt), errors.Is(err, repo.ErrBlobNotFound):
 		return "the repository is damaged; run 'strata check --read-data' and repair from a mirror"
+	case errors.Is(err, snapshot.ErrRestoreFailed):
+		return "the files listed could not be written; check the target's permissions and free space"
 	case errors.Is(err, backend.ErrNoSpace):
 		return "free space in the repository's store; nothing that was stored before is lost"
 	}

@@ -75,9 +75,20 @@ func (g *globals) resolve(fs *pflag.FlagSet) error {
 // password, --password-command, --password-file, STRATA_PASSWORD, or a
 // prompt when stdin is a terminal.
 func (g *globals) password(t *terminal, prompt string, confirm bool) (string, error) {
-	switch {
-	case g.insecureNoPasswd:
+	if g.insecureNoPasswd {
 		return "", nil
+	}
+	p, err := g.givenPassword(t, prompt, confirm)
+	if err == nil && p == "" {
+		// An unset variable in a cron job must not create a repository
+		// anyone can open: the empty password takes the explicit flag.
+		return "", errors.New("empty password: refusing it without --insecure-no-password (check STRATA_PASSWORD, --password-file or --password-command)")
+	}
+	return p, err
+}
+
+func (g *globals) givenPassword(t *terminal, prompt string, confirm bool) (string, error) {
+	switch {
 	case g.passwordCommand != "":
 		return runPasswordCommand(g.passwordCommand)
 	case g.passwordFile != "":
@@ -91,13 +102,20 @@ func (g *globals) password(t *terminal, prompt string, confirm bool) (string, er
 
 // newPassword returns the password for a new key (key add, key passwd).
 func (g *globals) newPassword(t *terminal, file string) (string, error) {
-	if file != "" {
-		return readPasswordFile(file)
+	var p string
+	var err error
+	switch v, ok := os.LookupEnv("STRATA_NEW_PASSWORD"); {
+	case file != "":
+		p, err = readPasswordFile(file)
+	case ok:
+		p = v
+	default:
+		p, err = t.readPassword("new password: ", true)
 	}
-	if p, ok := os.LookupEnv("STRATA_NEW_PASSWORD"); ok {
-		return p, nil
+	if err == nil && p == "" && !g.insecureNoPasswd {
+		return "", errors.New("empty new password: refusing it without --insecure-no-password")
 	}
-	return t.readPassword("new password: ", true)
+	return p, err
 }
 
 func readPasswordFile(name string) (string, error) {
@@ -162,16 +180,17 @@ func (g *globals) openRepo(ctx context.Context, t *terminal) (*repo.Repository, 
 		return nil, err
 	}
 	be, err := backend.Open(ctx, loc)
+	shown := backend.Redact(loc)
 	if errors.Is(err, backend.ErrNotFound) {
-		return nil, fmt.Errorf("open repository %s: %w", loc, repo.ErrNoRepository)
+		return nil, fmt.Errorf("open repository %s: %w", shown, repo.ErrNoRepository)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", loc, err)
+		return nil, fmt.Errorf("open repository %s: %w", shown, err)
 	}
 	// Check for a repository before asking for a password nobody can use.
 	if _, err := be.Stat(ctx, "config"); errors.Is(err, backend.ErrNotFound) {
 		be.Close()
-		return nil, fmt.Errorf("open repository %s: %w", loc, repo.ErrNoRepository)
+		return nil, fmt.Errorf("open repository %s: %w", shown, repo.ErrNoRepository)
 	}
 	pw, err := g.password(t, "password: ", false)
 	if err != nil {
