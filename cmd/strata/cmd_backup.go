@@ -86,6 +86,9 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 	if err != nil {
 		return err
 	}
+	if err := snapshot.Patterns(o.excludes).Validate(); err != nil {
+		return usagef("backup: --exclude %v", err)
+	}
 	opts := snapshot.BackupOptions{
 		Paths: args, Tags: splitTags(o.tags), Host: o.host, Time: when,
 		Excludes: snapshot.Patterns(o.excludes), Parent: o.parent,
@@ -95,6 +98,7 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 	}
 	return g.withRepo(ctx, t, func(r *repo.Repository) error {
 		p := t.newProgress("backup", true)
+		p.warnPrefix = "not backed up: "
 		opts.Progress = p
 		res, err := snapshot.Backup(ctx, r, opts)
 		p.Done()
@@ -121,9 +125,7 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 			t.printf("snapshot %s saved\n", res.ID.Short())
 		}
 		if err != nil {
-			for _, u := range res.Snapshot.Incomplete {
-				t.warnf("not backed up: %s: %s", u.Path, u.Error)
-			}
+			// Each file was reported as it failed; the error names the count.
 			return fmt.Errorf("snapshot %s: %w", res.ID.Short(), err)
 		}
 		return nil

@@ -50,6 +50,11 @@ func runInit(ctx context.Context, g *globals, t *terminal, o initOptions) error 
 		return usagef("init: --pack-size %d outside 1..1024 MiB", o.packSize)
 	}
 	shown := backend.Redact(loc)
+	// Ask first: a missing password must not leave an empty directory.
+	pw, err := g.password(t, "new repository password: ", true)
+	if err != nil {
+		return err
+	}
 	be, err := backend.Create(ctx, loc)
 	if err != nil {
 		return fmt.Errorf("init repository %s: %w", shown, err)
@@ -59,10 +64,6 @@ func runInit(ctx context.Context, g *globals, t *terminal, o initOptions) error 
 		return fmt.Errorf("init repository %s: %w", shown, repo.ErrAlreadyInitialized)
 	} else if !errors.Is(err, backend.ErrNotFound) {
 		return fmt.Errorf("init repository %s: %w", shown, err)
-	}
-	pw, err := g.password(t, "new repository password: ", true)
-	if err != nil {
-		return err
 	}
 	r, err := repo.Init(ctx, be, pw, repo.InitOptions{PackSize: o.packSize << 20, Compression: o.compression}, g.repoOptions())
 	if err != nil {

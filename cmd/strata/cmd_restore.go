@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -48,6 +49,9 @@ the other files are restored, and strata exits with code 1.`,
 			if o.target == "" {
 				return usagef("restore: --target DIR is required")
 			}
+			if err := errors.Join(snapshot.Patterns(o.includes).Validate(), snapshot.Patterns(o.excludes).Validate()); err != nil {
+				return usagef("restore: %v", err)
+			}
 			return g.withRepo(ctx, t, func(r *repo.Repository) error { return runRestore(ctx, r, t, o, args[0]) })
 		},
 	}
@@ -60,6 +64,7 @@ func runRestore(ctx context.Context, r *repo.Repository, t *terminal, o restoreO
 	}
 	start := time.Now()
 	p := t.newProgress("restore", false)
+	p.warnPrefix = "not restored: "
 	res, err := snapshot.Restore(ctx, r, e.Snapshot, snapshot.RestoreOptions{
 		Target: o.target, Include: o.includes, Exclude: o.excludes, Verify: o.verify, Progress: p,
 	})
@@ -82,8 +87,5 @@ func runRestore(ctx context.Context, r *repo.Repository, t *terminal, o restoreO
 		}
 		t.printf("\n")
 	}
-	for _, f := range res.Failed {
-		t.warnf("not restored: %s: %v", f.Path, f.Err)
-	}
-	return err
+	return err // each failed file was reported as it failed
 }

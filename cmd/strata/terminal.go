@@ -93,7 +93,8 @@ type progress struct {
 	bytes, files           atomic.Int64
 	totalBytes, totalFiles atomic.Int64
 	warnings               atomic.Int64
-	onWarn                 func(path string, err error)
+	// warnPrefix says what a warning means in text mode ("not backed up: ").
+	warnPrefix string
 
 	stop chan struct{}
 	done chan struct{}
@@ -145,15 +146,11 @@ func (p *progress) Add(bytes, files int64) {
 
 func (p *progress) Warn(path string, err error) {
 	p.warnings.Add(1)
-	if p.onWarn != nil {
-		p.onWarn(path, err)
-		return
-	}
 	if p.t.json {
 		_ = p.t.printJSON(map[string]any{"message_type": "error", "item": path, "error": err.Error()})
 		return
 	}
-	p.t.warnf("%s: %v", path, err)
+	p.t.warnf("%s%s: %v", p.warnPrefix, path, err)
 }
 
 // Done stops the display and clears the line.
