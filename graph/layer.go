@@ -1,0 +1,277 @@
+package graph
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// A graph tier is stored as a base (its canonical stream) plus delta layers:
+// canonical streams of the records that changed since an earlier state,
+// upserts as the whole new record and deletions as tombstone lines. Diff
+// computes a layer from two states, Apply merges a base and its layers back
+// into a state, both in one streaming pass over sorted input.
+
+// ordered wraps an input stream and checks that it is in strict canonical
+// order: an id defined twice or out of order would make a merge silently
+// wrong.
+type ordered struct {
+	it   Iterator
+	what string
+	last *Record
+}
+
+func (o *ordered) next() (*Record, error) {
+	rec, err := o.it.Next()
+	if err != nil {
+		return nil, err
+	}
+	if o.last != nil && Compare(o.last, rec) >= 0 {
+		if Compare(o.last, rec) == 0 {
+			return nil, fmt.Errorf("%s: %s %s appears twice", o.what, rec.Kind, rec.ID)
+		}
+		return nil, fmt.Errorf("%s: %s %s comes after %s %s, not in canonical order",
+			o.what, rec.Kind, rec.ID, o.last.Kind, o.last.ID)
+	}
+	o.last = rec
+	return rec, nil
+}
+
+// nextOrNil returns the next record of a state, or nil at the end.
+func (o *ordered) nextOrNil() (*Record, error) {
+	rec, err := o.next()
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	if err == nil && rec.Tombstone {
+		return nil, fmt.Errorf("%s: tombstone for %s %s in a state", o.what, rec.Kind, rec.ID)
+	}
+	return rec, err
+}
+
+// Diff merges two canonically sorted states and calls emit, in canonical
+// order, for every record that is new or changed in new (tombstone false:
+// the new record) and for every record of old that new lacks (tombstone
+// true: a tombstone record). Records compare by their canonical bytes. Diff
+// does not close the iterators.
+func Diff(old, new Iterator, emit func(rec *Record, tombstone bool) error) error {
+	o := &ordered{it: old, what: "old state"}
+	n := &ordered{it: new, what: "new state"}
+	a, err := o.nextOrNil()
+	if err != nil {
+		return fmt.Errorf("diff records: %w", err)
+	}
+	b, err := n.nextOrNil()
+	if err != nil {
+		return fmt.Errorf("diff records: %w", err)
+	}
+	for a != nil || b != nil {
+		c := 0
+		switch {
+		case a == nil:
+			c = 1
+		case b == nil:
+			c = -1
+		default:
+			c = Compare(a, b)
+		}
+		switch {
+		case c < 0:
+			err = emit(NewTombstone(a.Kind, a.ID), true)
+		case c > 0 || !bytes.Equal(a.Canonical, b.Canonical):
+			err = emit(b, false)
+		}
+		if err != nil {
+			return err
+		}
+		if c <= 0 {
+			if a, err = o.nextOrNil(); err != nil {
+				return fmt.Errorf("diff records: %w", err)
+			}
+		}
+		if c >= 0 {
+			if b, err = n.nextOrNil(); err != nil {
+				return fmt.Errorf("diff records: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Apply returns the state that results from applying layers (oldest first)
+// to base, in canonical order: for each kind and id the record of the newest
+// input that has one, left out if that is a tombstone. It streams: one
+// record per input is held. Every input must be in strict canonical order.
+// The result owns the inputs: closing it closes them all.
+func Apply(base Iterator, layers []Iterator) Iterator {
+	a := &applyIter{}
+	for i, it := range append([]Iterator{base}, layers...) {
+		what := "base"
+		if i > 0 {
+			what = fmt.Sprintf("layer %d", i)
+		}
+		a.srcs = append(a.srcs, &ordered{it: it, what: what})
+	}
+	return a
+}
+
+type applyIter struct {
+	srcs    []*ordered
+	h       recordHeap
+	started bool
+	err     error
+}
+
+// heads are the current records of the inputs; for equal keys the newest
+// input (highest number) comes first.
+type head struct {
+	rec *Record
+	src int
+}
+
+type recordHeap []head
+
+func (h recordHeap) Len() int { return len(h) }
+func (h recordHeap) Less(i, j int) bool {
+	if c := Compare(h[i].rec, h[j].rec); c != 0 {
+		return c < 0
+	}
+	return h[i].src > h[j].src
+}
+func (h recordHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *recordHeap) Push(x any)   { *h = append(*h, x.(head)) }
+func (h *recordHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// advance replaces the heap top, from input src, with that input's next
+// record (or drops it at the input's end).
+func (a *applyIter) advance() error {
+	src := a.h[0].src
+	rec, err := a.srcs[src].next()
+	switch {
+	case err == nil:
+		a.h[0].rec = rec
+		heap.Fix(&a.h, 0)
+	case errors.Is(err, io.EOF):
+		heap.Pop(&a.h)
+	default:
+		return err
+	}
+	return nil
+}
+
+func (a *applyIter) Next() (*Record, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	if !a.started {
+		a.started = true
+		for i, s := range a.srcs {
+			rec, err := s.next()
+			if errors.Is(err, io.EOF) {
+				continue
+			}
+			if err != nil {
+				a.err = fmt.Errorf("apply layers: %w", err)
+				return nil, a.err
+			}
+			a.h = append(a.h, head{rec: rec, src: i})
+		}
+		heap.Init(&a.h)
+	}
+	for len(a.h) > 0 {
+		top := a.h[0].rec
+		// Drop the older inputs' records of the same key.
+		if err := a.advance(); err != nil {
+			a.err = fmt.Errorf("apply layers: %w", err)
+			return nil, a.err
+		}
+		for len(a.h) > 0 && Compare(a.h[0].rec, top) == 0 {
+			if err := a.advance(); err != nil {
+				a.err = fmt.Errorf("apply layers: %w", err)
+				return nil, a.err
+			}
+		}
+		if !top.Tombstone {
+			return top, nil
+		}
+	}
+	a.err = io.EOF
+	return nil, io.EOF
+}
+
+func (a *applyIter) Close() error {
+	var err error
+	for _, s := range a.srcs {
+		if cerr := s.it.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// NewLineIterator reads a stream of canonical lines, as WriteLines writes
+// them: a base or a delta layer, tombstone lines included. A line that is
+// malformed or not in canonical form is a *SyntaxError (which names tier).
+// Closing the iterator does not close r.
+func NewLineIterator(r io.Reader, tier string) Iterator {
+	rd := NewReader(r, tier)
+	rd.tombstones, rd.strict = true, true
+	return lineIter{rd}
+}
+
+type lineIter struct{ r *Reader }
+
+func (l lineIter) Next() (*Record, error) { return l.r.Next() }
+func (l lineIter) Close() error           { return nil }
+
+// NewSliceIterator returns an Iterator over recs, in the order given.
+func NewSliceIterator(recs []*Record) Iterator {
+	return &sliceIter{recs: recs}
+}
+
+type sliceIter struct{ recs []*Record }
+
+func (s *sliceIter) Next() (*Record, error) {
+	if len(s.recs) == 0 {
+		return nil, io.EOF
+	}
+	r := s.recs[0]
+	s.recs = s.recs[1:]
+	return r, nil
+}
+
+func (s *sliceIter) Close() error { return nil }
+
+// WriteLines writes the canonical line of every record of it, each ending
+// in '\n', and returns the bytes written. It does not close it.
+func WriteLines(w io.Writer, it Iterator) (n int64, err error) {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	for {
+		rec, err := it.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+		if _, err := bw.Write(rec.Canonical); err != nil {
+			return n, fmt.Errorf("write records: %w", err)
+		}
+		if err := bw.WriteByte('\n'); err != nil {
+			return n, fmt.Errorf("write records: %w", err)
+		}
+		n += int64(len(rec.Canonical)) + 1
+	}
+	if err := bw.Flush(); err != nil {
+		return n, fmt.Errorf("write records: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,251 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Iterator is a stream of records, usually in canonical order (see Compare).
+type Iterator interface {
+	// Next returns the next record, or io.EOF after the last one.
+	Next() (*Record, error)
+	// Close releases what the iterator holds (temporary files included).
+	Close() error
+}
+
+// Sorter puts records into canonical order with bounded memory: records are
+// held (compactly encoded) until memLimit bytes are, then sorted runs spill
+// to temporary files in tmpDir ("" for the system default), and Sort merges
+// them. Records with the same kind and id come out adjacent, in the order
+// they were added, so a caller can detect ids defined twice.
+//
+// Memory use is memLimit plus a small constant per run (a 32 KiB read
+// buffer; runs beyond 64 are merged in passes first).
+type Sorter struct {
+	// Compress zstd-compresses the spilled runs (default off): a quarter
+	// of the temporary disk space for some CPU. Set it before the first Add.
+	Compress bool
+
+	ext *extSort
+	buf []byte
+}
+
+// NewSorter returns a Sorter that holds up to memLimit bytes in memory
+// (at least 1 KiB) and spills to tmpDir.
+func NewSorter(memLimit int64, tmpDir string) *Sorter {
+	return &Sorter{ext: newExtSort(memLimit, tmpDir, compareEncoded, prefixEncoded)}
+}
+
+// Add adds a record; line is the line number it was read from, returned as
+// the Record's Line. The record is copied.
+func (s *Sorter) Add(rec *Record, line int) error {
+	s.ext.compress = s.Compress
+	s.buf = encodeRecord(s.buf[:0], rec, line)
+	if err := s.ext.add(s.buf); err != nil {
+		return fmt.Errorf("sort records: %w", err)
+	}
+	return nil
+}
+
+// Sort ends the adding and returns the records in canonical order. The
+// Iterator owns the temporary files: Close it.
+func (s *Sorter) Sort() (Iterator, error) {
+	m, err := s.ext.sorted()
+	if err != nil {
+		return nil, fmt.Errorf("sort records: %w", err)
+	}
+	return &sortedRecords{m: m}, nil
+}
+
+// Close removes the temporary files of a Sorter whose Sort is never called
+// (after Sort, the Iterator owns them).
+func (s *Sorter) Close() error {
+	if !s.ext.done {
+		s.ext.discard()
+	}
+	return nil
+}
+
+type sortedRecords struct {
+	m   *mergeIter
+	dec recordDecoder
+}
+
+func (it *sortedRecords) Next() (*Record, error) {
+	item, err := it.m.next()
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			err = fmt.Errorf("sort records: %w", err)
+		}
+		return nil, err
+	}
+	rec, err := it.dec.decode(item)
+	if err != nil {
+		return nil, fmt.Errorf("sort records: %w", err)
+	}
+	return rec, nil
+}
+
+func (it *sortedRecords) Close() error { return it.m.Close() }
+
+// The encoded form of a record, in memory and in run files:
+//
+//	kind byte | uvarint len(id) | id | uvarint line | flags byte |
+//	str type | str start id | str end id |
+//	list labels | list start labels | list end labels | canonical line
+//
+// str is uvarint length + bytes; list is uvarint (count+1) + strs, with 0 for
+// a missing list (nil). The canonical line runs to the end of the item.
+// Kind and id come first so that comparing needs no other field.
+
+const flagTombstone = 1
+
+func encodeRecord(b []byte, r *Record, line int) []byte {
+	b = append(b, byte(r.Kind))
+	b = appendStr(b, r.ID)
+	b = binary.AppendUvarint(b, uint64(line))
+	var flags byte
+	if r.Tombstone {
+		flags |= flagTombstone
+	}
+	b = append(b, flags)
+	b = appendStr(b, r.Type)
+	b = appendStr(b, r.StartID)
+	b = appendStr(b, r.EndID)
+	b = appendList(b, r.Labels)
+	b = appendList(b, r.StartLabels)
+	b = appendList(b, r.EndLabels)
+	return append(b, r.Canonical...)
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendList(b []byte, l []string) []byte {
+	if l == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(l))+1)
+	for _, s := range l {
+		b = appendStr(b, s)
+	}
+	return b
+}
+
+// encodedKey returns the kind and id of an encoded record.
+func encodedKey(b []byte) (Kind, []byte) {
+	n, k := binary.Uvarint(b[1:])
+	return Kind(b[0]), b[1+k : 1+k+int(n)]
+}
+
+func compareEncoded(a, b []byte) int {
+	if a[0] != b[0] {
+		return int(a[0]) - int(b[0])
+	}
+	_, ida := encodedKey(a)
+	_, idb := encodedKey(b)
+	return bytes.Compare(ida, idb)
+}
+
+// prefixEncoded is the kind and the first 7 bytes of the id.
+func prefixEncoded(b []byte) uint64 {
+	_, id := encodedKey(b)
+	return uint64(b[0])<<56 | bytesPrefix(id)>>8
+}
+
+var errCorruptItem = errors.New("corrupt record item")
+
+// recordDecoder decodes encoded records, sharing label lists between them.
+type recordDecoder struct {
+	lists map[string][]string
+	b     []byte
+	strs  []byte
+	err   bool
+}
+
+func (d *recordDecoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err, d.b = true, nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *recordDecoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err, d.b = true, nil
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *recordDecoder) list() []string {
+	start := d.b
+	n := d.uvarint()
+	if n == 0 {
+		return nil
+	}
+	for i := uint64(1); i < n && !d.err; i++ {
+		d.bytes()
+	}
+	if d.err {
+		return nil
+	}
+	raw := start[:len(start)-len(d.b)]
+	if l, ok := d.lists[string(raw)]; ok {
+		return l
+	}
+	l := make([]string, 0, n-1)
+	rest := d.b
+	d.b = start
+	d.uvarint()
+	for i := uint64(1); i < n; i++ {
+		l = append(l, string(d.bytes()))
+	}
+	d.b = rest
+	if d.lists == nil {
+		d.lists = make(map[string][]string)
+	}
+	if len(d.lists) < internLimit {
+		d.lists[string(raw)] = l
+	}
+	return l
+}
+
+func (d *recordDecoder) decode(item []byte) (*Record, error) {
+	if len(item) < 2 || item[0] > byte(KindRelationship) {
+		return nil, errCorruptItem
+	}
+	d.b, d.err = item[1:], false
+	r := &Record{Kind: Kind(item[0])}
+	id := d.bytes()
+	r.Line = int(d.uvarint())
+	if len(d.b) == 0 {
+		return nil, errCorruptItem
+	}
+	r.Tombstone = d.b[0]&flagTombstone != 0
+	d.b = d.b[1:]
+	typ, start, end := d.bytes(), d.bytes(), d.bytes()
+	r.Labels, r.StartLabels, r.EndLabels = d.list(), d.list(), d.list()
+	if d.err {
+		return nil, errCorruptItem
+	}
+	// One allocation for the strings, one for the canonical line.
+	canon := d.b
+	d.strs = append(append(append(append(d.strs[:0], id...), typ...), start...), end...)
+	all := string(d.strs)
+	n1, n2, n3 := len(id), len(id)+len(typ), len(id)+len(typ)+len(start)
+	r.ID, r.Type, r.StartID, r.EndID = all[:n1], all[n1:n2], all[n2:n3], all[n3:]
+	r.Canonical = append([]byte(nil), canon...)
+	return r, nil
+}

@@ -1,0 +1,134 @@
+package graph
+
+import (
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestSorterSpills sorts random records with tiny memory limits, forcing many
+// runs (and merge passes), and compares with a stable in-memory sort.
+func TestSorterSpills(t *testing.T) {
+	g := newRandGen(1)
+	var lines []string
+	for range 3000 {
+		lines = append(lines, g.line(400, 300))
+	}
+	recs := readAll(t, strings.Join(lines, "\n"), "t")
+	want := slices.Clone(recs)
+	slices.SortStableFunc(want, Compare) // equal keys stay in input order
+
+	for _, tc := range []struct {
+		name     string
+		memLimit int64
+		fanIn    int
+		compress bool
+	}{
+		{"in memory", 64 << 20, 0, false},
+		{"4KiB", 4 << 10, 0, false},
+		{"4KiB fan-in 3", 4 << 10, 3, false},
+		{"4KiB zstd", 4 << 10, 5, true},
+		{"1KiB", 1 << 10, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := NewSorter(tc.memLimit, dir)
+			s.Compress = tc.compress
+			if tc.fanIn > 0 {
+				s.ext.fanIn = tc.fanIn
+			}
+			for i, r := range recs {
+				if err := s.Add(r, i+1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runs := len(s.ext.runs)
+			if tc.memLimit < 1<<20 && runs < 10 {
+				t.Errorf("only %d runs spilled", runs)
+			}
+			it, err := s.Sort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := drain(t, it)
+			if len(got) != len(want) {
+				t.Fatalf("got %d records, want %d", len(got), len(want))
+			}
+			for i := range want {
+				w := *want[i]
+				w.Line = slices.Index(recs, want[i]) + 1 // Add's line number
+				if !reflect.DeepEqual(got[i], &w) {
+					t.Fatalf("record %d:\n got %+v\nwant %+v", i, got[i], &w)
+				}
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("temporary files left after Close: %d", len(ents))
+			}
+		})
+	}
+}
+
+func TestSorterDuplicatesAdjacent(t *testing.T) {
+	in := `{"type":"relationship","id":"x","label":"K","start":{"id":"a"},"end":{"id":"b"}}
+{"type":"node","id":"x","properties":{"v":1}}
+{"type":"node","id":"w"}
+{"type":"node","id":"x","properties":{"v":2}}
+{"type":"node","id":"é"}
+{"type":"node","id":"z"}
+{"type":"node","id":"x","properties":{"v":3}}
+`
+	s := NewSorter(1<<10, t.TempDir())
+	for _, r := range readAll(t, in, "t") {
+		if err := s.Add(r, r.Line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it, err := s.Sort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range drain(t, it) {
+		got = append(got, describe(r))
+	}
+	want := []string{`node "w" line 3`, `node "x" line 2`, `node "x" line 4`, `node "x" line 7`,
+		`node "z" line 6`, `node "é" line 5`, `relationship "x" line 1`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+func TestSorterCloseWithoutSort(t *testing.T) {
+	dir := t.TempDir()
+	s := NewSorter(1<<10, dir)
+	g := newRandGen(2)
+	for i, r := range readAll(t, strings.Repeat(g.line(10, 10)+"\n", 100), "t") {
+		if err := s.Add(r, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) == 0 {
+		t.Fatal("expected spilled runs")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("temporary files left: %d", len(ents))
+	}
+	if err := s.Add(&Record{}, 1); err == nil {
+		t.Error("Add after Close succeeded")
+	}
+}
+
+func TestSorterEmpty(t *testing.T) {
+	it, err := NewSorter(1<<20, t.TempDir()).Sort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(t, it); len(got) != 0 {
+		t.Fatalf("got %d records", len(got))
+	}
+}
