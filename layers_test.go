@@ -21,7 +21,7 @@ var layers = [][]string{
 	{"graph", "oplog"},
 	{"snapshot"},
 	{"prune", "verify", "mirror", "drill"},
-	{"cmd/strata", "tools/gengraph"},
+	{"cmd/strata", "tools/gengraph", "e2e/ladybug"},
 }
 
 func TestLayering(t *testing.T) {

@@ -8,11 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-backup/strata/chunk"
 )
@@ -61,7 +60,15 @@ func OpenCache(path string) (*Cache, error) {
 		return nil, fmt.Errorf("open index cache %s: %w", path, ErrCacheBusy)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open index cache %s: %w", path, err)
+		// The cache is only a copy: a file left damaged by a crash during
+		// an unsynced bulk load is recreated rather than trusted.
+		if rmErr := os.Remove(path); rmErr != nil {
+			return nil, fmt.Errorf("open index cache %s: %w", path, err)
+		}
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 500 * time.Millisecond, NoFreelistSync: true})
+		if err != nil {
+			return nil, fmt.Errorf("open index cache %s: %w", path, err)
+		}
 	}
 	c := &Cache{db: db, path: path}
 	if err := c.checkVersion(); err != nil {
@@ -108,8 +115,10 @@ func (c *Cache) Close() error { return c.db.Close() }
 // Sync brings the cache up to date with src. An index object is live when
 // it is listed and no listed object supersedes it (prune writes the new
 // index before deleting the old, so both may be listed for a while). New
-// live objects are added; if an object the cache holds is no longer live,
-// the cache is rebuilt from scratch. It returns the number of objects loaded.
+// live objects are added one at a time, each dropped before the next is
+// loaded, so memory does not grow with the repository; if an object the
+// cache holds stops being live, the cache is rebuilt from scratch. It
+// returns the number of objects loaded.
 func (c *Cache) Sync(ctx context.Context, src Source) (int, error) {
 	listed := make(map[chunk.ID]struct{})
 	if err := src.ListIndexes(ctx, func(id chunk.ID) error {
@@ -118,55 +127,56 @@ func (c *Cache) Sync(ctx context.Context, src Source) (int, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("sync index cache: %w", err)
 	}
-	known := make(map[chunk.ID][]chunk.ID) // held object → what it supersedes
+	known := make(map[chunk.ID]bool)
+	superseded := make(map[chunk.ID]bool)
 	if err := c.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketIndexes).ForEach(func(k, v []byte) error {
-			known[chunk.ID(k)] = decodeIDs(v)
+			known[chunk.ID(k)] = true
+			for _, s := range decodeIDs(v) {
+				superseded[s] = true
+			}
 			return nil
 		})
 	}); err != nil {
 		return 0, fmt.Errorf("sync index cache: %w", err)
 	}
-	superseded := make(map[chunk.ID]bool)
-	for id, sup := range known {
-		if _, ok := listed[id]; !ok {
+	for id := range known {
+		if _, ok := listed[id]; !ok || superseded[id] {
 			return c.rebuild(ctx, src, listed)
 		}
-		for _, s := range sup {
-			superseded[s] = true
-		}
 	}
-	fresh := make(map[chunk.ID]*File)
+	c.bulk(true)
+	defer c.bulk(false)
+	n := 0
 	for id := range listed {
-		if _, ok := known[id]; ok {
+		if known[id] || superseded[id] {
 			continue
 		}
 		f, err := src.LoadIndex(ctx, id)
 		if err != nil {
-			return 0, fmt.Errorf("sync index cache: %w", err)
-		}
-		fresh[id] = f
-		for _, s := range f.Supersedes {
-			superseded[s] = true
-		}
-	}
-	for id := range known {
-		if superseded[id] {
-			return c.rebuild(ctx, src, listed)
-		}
-	}
-	n := 0
-	for id, f := range fresh {
-		if superseded[id] {
-			continue
+			return n, fmt.Errorf("sync index cache: %w", err)
 		}
 		if err := c.Add(id, f); err != nil {
 			return n, err
 		}
+		known[id] = true
 		n++
+		for _, s := range f.Supersedes {
+			superseded[s] = true
+			if known[s] {
+				// A new object replaces one already added: only prune
+				// does this, and a rebuild is the simple correct answer.
+				return c.rebuild(ctx, src, listed)
+			}
+		}
 	}
-	return n, nil
+	return n, c.db.Sync()
 }
+
+// bulk switches off fsync for a large load. The cache is rebuildable; a
+// crash mid-load leaves a file that fails to open and is recreated, and an
+// interrupted object is simply loaded again (its puts are idempotent).
+func (c *Cache) bulk(on bool) { c.db.NoSync = on }
 
 // rebuild empties the cache and adds every live object of listed. Two
 // passes over the objects keep memory at one object's worth.
@@ -184,40 +194,23 @@ func (c *Cache) rebuild(ctx context.Context, src Source, listed map[chunk.ID]str
 			superseded[s] = true
 		}
 	}
-	live := make(map[chunk.ID]struct{})
-	for id := range listed {
-		if !superseded[id] {
-			live[id] = struct{}{}
-		}
-	}
-	return c.load(ctx, src, live)
-}
-
-// load adds the index objects in ids, loading a few at a time.
-func (c *Cache) load(ctx context.Context, src Source, ids map[chunk.ID]struct{}) (int, error) {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	var mu sync.Mutex
+	c.bulk(true)
+	defer c.bulk(false)
 	n := 0
-	for id := range ids {
-		g.Go(func() error {
-			f, err := src.LoadIndex(gctx, id)
-			if err != nil {
-				return err
-			}
-			if err := c.Add(id, f); err != nil {
-				return err
-			}
-			mu.Lock()
-			n++
-			mu.Unlock()
-			return nil
-		})
+	for id := range listed {
+		if superseded[id] {
+			continue
+		}
+		f, err := src.LoadIndex(ctx, id)
+		if err != nil {
+			return n, fmt.Errorf("rebuild index cache: %w", err)
+		}
+		if err := c.Add(id, f); err != nil {
+			return n, err
+		}
+		n++
 	}
-	if err := g.Wait(); err != nil {
-		return n, fmt.Errorf("load index objects: %w", err)
-	}
-	return n, nil
+	return n, c.db.Sync()
 }
 
 func encodeIDs(ids []chunk.ID) []byte {
@@ -236,30 +229,50 @@ func decodeIDs(b []byte) []chunk.ID {
 	return out
 }
 
-// Add records the entries of index object id.
+// addBatch is how many entries one bbolt transaction writes: bbolt holds a
+// transaction's dirty pages in memory, so a bound here is a bound on memory.
+const addBatch = 8192
+
+// Add records the entries of index object id. Entries are written in key
+// order (bbolt's inserts are cheap in order and quadratic out of it) in
+// transactions of addBatch; the object is marked as held in the last one,
+// so an interrupted Add is redone in full by the next Sync.
 func (c *Cache) Add(id chunk.ID, f *File) error {
-	err := c.db.Update(func(tx *bolt.Tx) error {
-		blobs := tx.Bucket(bucketBlobs)
-		for _, p := range f.Packs {
-			for _, b := range p.Blobs {
-				// bbolt keeps the key and value slices until the
-				// transaction commits: each Put needs its own.
-				kv := make([]byte, 2*chunk.IDSize+entrySize)
-				key, val := kv[:2*chunk.IDSize], kv[2*chunk.IDSize:]
-				copy(key, b.ID[:])
-				copy(key[chunk.IDSize:], p.ID[:])
-				encodeEntry(val, b)
-				if err := blobs.Put(key, val); err != nil {
+	var kvs [][]byte
+	for _, p := range f.Packs {
+		for _, b := range p.Blobs {
+			// One allocation per entry: bbolt keeps the key and value
+			// slices until the transaction commits.
+			kv := make([]byte, 2*chunk.IDSize+entrySize)
+			copy(kv, b.ID[:])
+			copy(kv[chunk.IDSize:], p.ID[:])
+			encodeEntry(kv[2*chunk.IDSize:], b)
+			kvs = append(kvs, kv)
+		}
+	}
+	slices.SortFunc(kvs, func(a, b []byte) int { return bytes.Compare(a[:2*chunk.IDSize], b[:2*chunk.IDSize]) })
+	for start := 0; ; start += addBatch {
+		batch := kvs[start:min(start+addBatch, len(kvs))]
+		last := start+addBatch >= len(kvs)
+		err := c.db.Update(func(tx *bolt.Tx) error {
+			blobs := tx.Bucket(bucketBlobs)
+			for _, kv := range batch {
+				if err := blobs.Put(kv[:2*chunk.IDSize], kv[2*chunk.IDSize:]); err != nil {
 					return err
 				}
 			}
+			if last {
+				return tx.Bucket(bucketIndexes).Put(id[:], encodeIDs(f.Supersedes))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("add index %s to cache: %w", id.Short(), err)
 		}
-		return tx.Bucket(bucketIndexes).Put(id[:], encodeIDs(f.Supersedes))
-	})
-	if err != nil {
-		return fmt.Errorf("add index %s to cache: %w", id.Short(), err)
+		if last {
+			return nil
+		}
 	}
-	return nil
 }
 
 // Lookup returns every known location of blob id (normally one; more after a

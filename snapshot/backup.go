@@ -15,7 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/strata-backup/strata/chunk"
+	"github.com/strata-backup/strata/graph"
 	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 )
@@ -56,6 +59,20 @@ type BackupOptions struct {
 	Parent   string
 	Progress Progress
 	Writer   repo.WriterOptions
+
+	// Tiers are captured into the same snapshot, concurrently.
+	Tiers []TierSpec
+	// SortMemory bounds sorting and checking graph tiers (default
+	// DefaultSortMemory); TmpDir holds their spill files.
+	SortMemory int64
+	TmpDir     string
+	// AllowDangling keeps a snapshot whose graph fails its integrity check.
+	AllowDangling bool
+	// Cut records a consistent cut; graph integrity is then judged at the
+	// cut by verify and restore, not here.
+	Cut *Cut
+	// MaxLayers caps a graph tier's delta layers (default DefaultMaxLayers).
+	MaxLayers int
 }
 
 // BackupResult is a finished backup.
@@ -63,47 +80,68 @@ type BackupResult struct {
 	ID       chunk.ID
 	Snapshot *Snapshot
 	Summary  Summary
+	// Integrity is the graph tiers' check report (nil without graph tiers).
+	Integrity *graph.Report
 }
 
-// Backup backs up paths or stdin into a new snapshot. When some files could
-// not be read it still writes the snapshot (listing them) and returns the
-// result with an error wrapping ErrIncomplete.
+// Backup backs up paths, stdin and tiers into a new snapshot. Graph tiers
+// are read, sorted and checked before anything is stored, so a malformed
+// export or a failed integrity check leaves the repository untouched. When
+// some files could not be read it still writes the snapshot (listing them)
+// and returns the result with an error wrapping ErrIncomplete.
 func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*BackupResult, error) {
 	start := time.Now()
 	if opts.Progress == nil {
 		opts.Progress = NoProgress{}
 	}
+	if opts.SortMemory <= 0 {
+		opts.SortMemory = DefaultSortMemory
+	}
+	if opts.MaxLayers <= 0 {
+		opts.MaxLayers = DefaultMaxLayers
+	}
 	if err := opts.Excludes.Validate(); err != nil {
 		return nil, fmt.Errorf("backup: exclude %w", err)
 	}
 	sn := newSnapshot(opts.Time, opts.Host, opts.Tags)
-	var targets []string
-	if opts.Stdin != nil {
-		name := opts.StdinFilename
-		if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
-			return nil, fmt.Errorf("backup stdin: --stdin-filename %q must be a plain file name", name)
-		}
-		sn.Paths = []string{"/" + name}
-	} else {
-		if len(opts.Paths) == 0 {
-			return nil, errors.New("backup: nothing to back up: give paths, --stdin or --tier")
-		}
-		for _, p := range opts.Paths {
-			abs, err := filepath.Abs(p)
-			if err != nil {
-				return nil, fmt.Errorf("backup %s: %w", p, err)
-			}
-			if _, err := os.Lstat(abs); err != nil {
-				return nil, fmt.Errorf("backup %s: %w", p, err)
-			}
-			targets = append(targets, filepath.Clean(abs))
-		}
-		slices.Sort(targets)
-		targets = slices.Compact(targets)
-		sn.Paths = slices.Clone(targets)
+	sn.Cut = opts.Cut
+	targets, err := backupTargets(sn, opts)
+	if err != nil {
+		return nil, err
 	}
+	var graphs, files []TierSpec
+	seen := map[string]bool{}
+	stdinUsers := 0
+	if opts.Stdin != nil && opts.StdinFilename != "" {
+		stdinUsers++
+	}
+	for _, t := range opts.Tiers {
+		if seen[t.Name] {
+			return nil, fmt.Errorf("backup: tier %s given twice", t.Name)
+		}
+		seen[t.Name] = true
+		if err := t.resolveFormat(); err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
+		}
+		if t.Source == "-" {
+			stdinUsers++
+		}
+		if t.Format == FormatGraph {
+			graphs = append(graphs, t)
+		} else {
+			files = append(files, t)
+		}
+		sn.Paths = append(sn.Paths, "tier:"+t.Name)
+	}
+	if stdinUsers > 1 {
+		return nil, errors.New("backup: standard input can feed only one of --stdin and the tiers")
+	}
+	if len(sn.Paths) == 0 {
+		return nil, errors.New("backup: nothing to back up: give paths, --stdin or --tier")
+	}
+	slices.Sort(sn.Paths)
 
-	a := &archiver{r: r, opts: opts, progress: opts.Progress, sem: make(chan struct{}, 2)}
+	a := &archiver{r: r, opts: opts, progress: opts.Progress, sem: make(chan struct{}, 2), now: sn.Time}
 	parent, err := a.findParent(ctx, sn)
 	if err != nil {
 		return nil, err
@@ -111,31 +149,73 @@ func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*Backu
 	if parent != nil {
 		sn.Parent = &parent.ID
 	}
-	if opts.Stdin == nil {
+	if opts.Stdin == nil || opts.StdinFilename == "" {
 		go a.scan(ctx, targets)
 	}
 
-	var root chunk.ID
+	// Phase one: graph tiers are parsed, sorted and checked locally.
+	var captured []*capturedTier
+	var report *graph.Report
+	if len(graphs) > 0 {
+		tmp, err := os.MkdirTemp(opts.TmpDir, "strata-sort-")
+		if err != nil {
+			return nil, fmt.Errorf("backup: create sort directory: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		captured, report, err = captureGraphs(ctx, graphs, opts.Stdin, opts.SortMemory, tmp, opts.Progress)
+		if err != nil {
+			return nil, err
+		}
+		if !report.OK && sn.Cut == nil && !opts.AllowDangling {
+			for _, ct := range captured {
+				ct.sorter.Close()
+			}
+			return &BackupResult{Integrity: report}, fmt.Errorf("backup: %w", &IntegrityError{Report: report})
+		}
+	}
+
+	// Phase two: everything is stored, concurrently.
+	var root *chunk.ID
+	tiers := make([]*Tier, len(captured)+len(files))
 	stats, err := r.WithWriter(ctx, opts.Writer, func(ctx context.Context, w *repo.Writer) error {
 		a.w = w
-		var parentRoot *Tree
-		if parent != nil && parent.Tree != nil {
-			if parentRoot, err = LoadTree(ctx, r, *parent.Tree); err != nil {
-				parentRoot = nil // a damaged parent only costs deduplication speed
-			}
+		g, gctx := errgroup.WithContext(ctx)
+		for i, ct := range captured {
+			g.Go(func() (err error) {
+				tiers[i], err = a.storeGraphTier(gctx, ct, parent, opts.MaxLayers)
+				return err
+			})
 		}
-		var err error
-		if opts.Stdin != nil {
-			root, err = a.saveStdin(ctx, opts.Stdin, opts.StdinFilename)
-		} else {
-			root, err = a.saveVirtual(ctx, "/", buildVirtual(targets), parentRoot)
+		for i, spec := range files {
+			g.Go(func() (err error) {
+				tiers[len(captured)+i], err = a.storeFilesTier(gctx, spec, parent)
+				return err
+			})
 		}
-		return err
+		if len(targets) > 0 || (opts.Stdin != nil && opts.StdinFilename != "") {
+			g.Go(func() error {
+				id, err := a.savePaths(gctx, targets, parent)
+				root = &id
+				return err
+			})
+		}
+		return g.Wait()
 	})
 	if err != nil {
 		return nil, err
 	}
-	sn.Tree = &root
+	sn.Tree = root
+	for _, t := range tiers {
+		if t.Format == FormatGraph && report != nil {
+			if st := report.Stats.Tiers[t.Name]; st != nil {
+				t.Nodes, t.Relationships = st.Nodes, st.Relationships
+				t.Stats = &GraphStats{Labels: st.Labels, Types: st.Types}
+			}
+		}
+		t.CapturedAt = time.Now()
+		sn.Tiers = append(sn.Tiers, *t)
+	}
+	sort.Slice(sn.Tiers, func(i, j int) bool { return sn.Tiers[i].Name < sn.Tiers[j].Name })
 	sn.Incomplete = a.incomplete
 	sum := a.summary(stats)
 	sum.DurationSeconds = time.Since(start).Seconds()
@@ -145,7 +225,7 @@ func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*Backu
 		return nil, fmt.Errorf("save snapshot: %w", err)
 	}
 	sum.BytesStored += int64(n)
-	res := &BackupResult{ID: id, Snapshot: sn, Summary: sum}
+	res := &BackupResult{ID: id, Snapshot: sn, Summary: sum, Integrity: report}
 	if len(sn.Incomplete) > 0 {
 		return res, fmt.Errorf("backup: %d of the source files could not be read (first: %s: %s): %w",
 			len(sn.Incomplete), sn.Incomplete[0].Path, sn.Incomplete[0].Error, ErrIncomplete)
@@ -153,7 +233,121 @@ func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*Backu
 	return res, nil
 }
 
+// backupTargets validates the plain paths (or stdin) and records them in sn.
+func backupTargets(sn *Snapshot, opts BackupOptions) ([]string, error) {
+	if opts.Stdin != nil && opts.StdinFilename != "" {
+		name := opts.StdinFilename
+		if strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+			return nil, fmt.Errorf("backup stdin: --stdin-filename %q must be a plain file name", name)
+		}
+		sn.Paths = []string{"/" + name}
+		return nil, nil
+	}
+	var targets []string
+	for _, p := range opts.Paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("backup %s: %w", p, err)
+		}
+		if _, err := os.Lstat(abs); err != nil {
+			return nil, fmt.Errorf("backup %s: %w", p, err)
+		}
+		targets = append(targets, filepath.Clean(abs))
+	}
+	slices.Sort(targets)
+	targets = slices.Compact(targets)
+	sn.Paths = slices.Clone(targets)
+	return targets, nil
+}
+
+// savePaths saves the plain paths (or stdin) as the snapshot's root tree.
+func (a *archiver) savePaths(ctx context.Context, targets []string, parent *Entry) (chunk.ID, error) {
+	if a.opts.Stdin != nil && a.opts.StdinFilename != "" {
+		return a.saveStdin(ctx, a.opts.Stdin, a.opts.StdinFilename)
+	}
+	var parentRoot *Tree
+	if parent != nil && parent.Tree != nil {
+		if t, err := LoadTree(ctx, a.r, *parent.Tree); err == nil {
+			parentRoot = t // a damaged parent only costs deduplication speed
+		}
+	}
+	return a.saveVirtual(ctx, "/", buildVirtual(targets), parentRoot)
+}
+
+// storeFilesTier stores a files tier: a directory's contents, a single
+// file, or a stream, as the tier's tree.
+func (a *archiver) storeFilesTier(ctx context.Context, spec TierSpec, parent *Entry) (*Tier, error) {
+	tier := &Tier{Name: spec.Name, Format: FormatFiles, Source: spec.Source}
+	var ptree *Tree
+	if pt := parentTier(parent, spec.Name, FormatFiles); pt != nil {
+		ptree, _ = LoadTree(ctx, a.r, *pt.Tree)
+	}
+	before := a.bytesProcessed.Load()
+	var tree *Tree
+	if spec.Source == "-" || strings.HasPrefix(spec.Source, "cmd:") {
+		src, wait, err := openSource(ctx, spec, a.opts.Stdin)
+		if err != nil {
+			return nil, err
+		}
+		content, size, err := a.saveStream(ctx, src)
+		src.Close()
+		if werr := wait(); err == nil {
+			err = werr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("backup tier %s: %w", spec.Name, err)
+		}
+		a.filesNew.Add(1)
+		tree = &Tree{Nodes: []*Node{{Name: spec.Name, Type: NodeFile, Mode: 0o644, ModTime: a.now, Size: uint64(size), Content: content,
+			UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}}}
+	} else {
+		abs, err := filepath.Abs(spec.Source)
+		if err != nil {
+			return nil, fmt.Errorf("backup tier %s: %w", spec.Name, err)
+		}
+		fi, err := os.Stat(abs)
+		if err != nil {
+			return nil, fmt.Errorf("backup tier %s: %w", spec.Name, err)
+		}
+		if fi.IsDir() {
+			// The tier's tree is the directory's contents.
+			n := nodeFromInfo(spec.Name, fi)
+			var pid *chunk.ID
+			if pt := parentTier(parent, spec.Name, FormatFiles); pt != nil {
+				pid = pt.Tree
+			}
+			if err := a.saveDirFrom(ctx, abs, n, ptree, pid); err != nil {
+				return nil, err
+			}
+			tier.Tree = n.Subtree
+		} else {
+			var pchild *Node
+			if ptree != nil {
+				pchild = ptree.Find(filepath.Base(abs))
+			}
+			n, err := a.saveTarget(ctx, abs, pchild)
+			if err != nil {
+				return nil, err
+			}
+			tree = &Tree{}
+			if n != nil {
+				tree.Nodes = []*Node{n}
+			}
+		}
+	}
+	if tree != nil {
+		id, err := SaveTree(ctx, a.r, a.w, tree)
+		if err != nil {
+			return nil, err
+		}
+		tier.Tree = &id
+	}
+	tier.Bytes = a.bytesProcessed.Load() - before
+	return tier, nil
+}
+
 type archiver struct {
+	now      time.Time // the snapshot's time, for synthesised nodes
 	r        *repo.Repository
 	w        *repo.Writer
 	opts     BackupOptions
@@ -197,7 +391,7 @@ func (a *archiver) findParent(ctx context.Context, sn *Snapshot) (*Entry, error)
 		return nil, err
 	}
 	for i := len(all) - 1; i >= 0; i-- {
-		if all[i].Hostname == sn.Hostname && slices.Equal(all[i].Paths, sn.Paths) && all[i].Tree != nil {
+		if all[i].Hostname == sn.Hostname && slices.Equal(all[i].Paths, sn.Paths) {
 			return &all[i], nil
 		}
 	}
@@ -363,12 +557,20 @@ func nodeFromInfo(name string, fi fs.FileInfo) *Node {
 // saveDir saves a directory: subdirectories in turn, files concurrently
 // (bounded by a.sem), then the directory's tree once every child is done.
 func (a *archiver) saveDir(ctx context.Context, p string, n *Node, pnode *Node) error {
+	var pid *chunk.ID
+	if pnode != nil {
+		pid = pnode.Subtree
+	}
+	return a.saveDirFrom(ctx, p, n, a.parentSubtree(ctx, pnode), pid)
+}
+
+// saveDirFrom is saveDir given the parent's tree (and its id) directly.
+func (a *archiver) saveDirFrom(ctx context.Context, p string, n *Node, parent *Tree, parentID *chunk.ID) error {
 	entries, err := os.ReadDir(p)
 	if err != nil {
 		// Keep what could be listed; the directory is recorded as unreadable.
 		a.unreadable(p, err)
 	}
-	parent := a.parentSubtree(ctx, pnode)
 	tree := &Tree{Nodes: make([]*Node, len(entries))}
 	var wg sync.WaitGroup
 	var firstErr error
@@ -432,9 +634,9 @@ func (a *archiver) saveDir(ctx context.Context, p string, n *Node, pnode *Node) 
 	}
 	n.Subtree = &id
 	switch {
-	case pnode == nil || pnode.Subtree == nil:
+	case parentID == nil:
 		a.dirsNew.Add(1)
-	case *pnode.Subtree == id:
+	case *parentID == id:
 		a.dirsUnmodified.Add(1)
 	default:
 		a.dirsChanged.Add(1)
@@ -501,8 +703,19 @@ func (a *archiver) allKnown(ids []chunk.ID) bool {
 	return true
 }
 
-// saveStream chunks rd into data blobs and returns their ids and the total size.
+// saveStream chunks rd into data blobs and returns their ids and the total
+// size, counting the bytes as processed.
 func (a *archiver) saveStream(ctx context.Context, rd io.Reader) ([]chunk.ID, int64, error) {
+	return a.chunkStream(ctx, rd, true)
+}
+
+// saveStreamQuiet is saveStream for derived streams (a graph tier's
+// canonical form) whose source bytes were counted when they were read.
+func (a *archiver) saveStreamQuiet(ctx context.Context, rd io.Reader) ([]chunk.ID, int64, error) {
+	return a.chunkStream(ctx, rd, false)
+}
+
+func (a *archiver) chunkStream(ctx context.Context, rd io.Reader, count bool) ([]chunk.ID, int64, error) {
 	ch := chunk.NewChunker(rd, a.r.Config().Chunker)
 	hasher := a.r.Hasher()
 	var content []chunk.ID
@@ -522,8 +735,10 @@ func (a *archiver) saveStream(ctx context.Context, rd io.Reader) ([]chunk.ID, in
 		}
 		content = append(content, id)
 		size += int64(len(data))
-		a.bytesProcessed.Add(int64(len(data)))
-		a.progress.Add(int64(len(data)), 0)
+		if count {
+			a.bytesProcessed.Add(int64(len(data)))
+			a.progress.Add(int64(len(data)), 0)
+		}
 	}
 }
 

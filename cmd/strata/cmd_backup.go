@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/strata-backup/strata/graph"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/snapshot"
 )
@@ -20,6 +23,12 @@ type backupOptions struct {
 	time          string
 	excludes      []string
 	parent        string
+	tiers         []string
+	tierFormats   []string
+	sortMemory    string
+	allowDangling bool
+	lsnStart      int64
+	lsnEnd        int64
 }
 
 func newBackupCommand() *command {
@@ -36,6 +45,8 @@ exits with code 3.`,
 			"strata backup /var/lib/graph/export --tag nightly",
 			"pg_dump mydb | strata backup --stdin --stdin-filename mydb.sql",
 			"strata backup /data --exclude '*.tmp' --exclude /data/cache --json",
+			"strata backup --tier fast=/exports/fast.jsonl --tier warm=/exports/warm.jsonl \\\n" +
+				"                --tier cold=cmd:'zcat /archive/cold.jsonl.gz' --tier-format cold=graph",
 		},
 		setup: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&o.stdin, "stdin", false, "back up standard input as one file")
@@ -45,6 +56,12 @@ exits with code 3.`,
 			fs.StringVar(&o.time, "time", "", "snapshot time, RFC 3339 or \"2006-01-02 15:04:05\" local (default: now)")
 			fs.StringArrayVarP(&o.excludes, "exclude", "e", nil, "exclude paths matching a pattern (repeatable)")
 			fs.StringVar(&o.parent, "parent", "", "snapshot to compare files with (default: newest of the same host and paths)")
+			fs.StringArrayVar(&o.tiers, "tier", nil, "capture a tier: NAME=SOURCE, SOURCE a file, a directory, - (stdin) or cmd:COMMAND (repeatable)")
+			fs.StringArrayVar(&o.tierFormats, "tier-format", nil, "NAME=graph|files: a tier's format (default: graph for one .jsonl/.ndjson file, else files)")
+			fs.StringVar(&o.sortMemory, "sort-memory", "128MiB", "memory for sorting and checking graph tiers (spills to disk beyond it)")
+			fs.BoolVar(&o.allowDangling, "allow-dangling", false, "keep the snapshot even if the graph fails its integrity check")
+			fs.Int64Var(&o.lsnStart, "lsn-start", -1, "log position before the export began (a consistent cut)")
+			fs.Int64Var(&o.lsnEnd, "lsn-end", -1, "log position after the export ended (a consistent cut)")
 		},
 		run: func(ctx context.Context, g *globals, t *terminal, args []string) error {
 			return runBackup(ctx, g, t, o, args)
@@ -79,8 +96,8 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 	if o.stdin && len(args) > 0 {
 		return usagef("backup: --stdin takes no paths (got %d)", len(args))
 	}
-	if !o.stdin && len(args) == 0 {
-		return usagef("backup: give at least one path, or --stdin")
+	if !o.stdin && len(args) == 0 && len(o.tiers) == 0 {
+		return usagef("backup: give at least one path, --stdin or --tier")
 	}
 	when, err := parseTime("--time", o.time)
 	if err != nil {
@@ -92,9 +109,13 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 	opts := snapshot.BackupOptions{
 		Paths: args, Tags: splitTags(o.tags), Host: o.host, Time: when,
 		Excludes: snapshot.Patterns(o.excludes), Parent: o.parent,
+		AllowDangling: o.allowDangling, Stdin: t.stdin,
 	}
 	if o.stdin {
-		opts.Stdin, opts.StdinFilename = t.stdin, o.stdinFilename
+		opts.StdinFilename = o.stdinFilename
+	}
+	if err := tierOptions(&opts, o); err != nil {
+		return err
 	}
 	return g.withRepo(ctx, t, func(r *repo.Repository) error {
 		p := t.newProgress("backup", true)
@@ -102,6 +123,11 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 		opts.Progress = p
 		res, err := snapshot.Backup(ctx, r, opts)
 		p.Done()
+		var ie *snapshot.IntegrityError
+		if errors.As(err, &ie) {
+			printProblems(t, ie.Report)
+			return fmt.Errorf("%w: %w (no snapshot was written; --allow-dangling keeps it anyway)", err, errDamage)
+		}
 		if err != nil && !errors.Is(err, snapshot.ErrIncomplete) {
 			return err
 		}
@@ -118,6 +144,16 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 				return jerr
 			}
 		} else {
+			for _, tr := range res.Snapshot.Tiers {
+				t.printf("Tier %-8s %-5s %s", tr.Name, tr.Format, fmtBytes(tr.Bytes))
+				if tr.Format == snapshot.FormatGraph {
+					t.printf(", %d nodes, %d relationships, %d layers", tr.Nodes, tr.Relationships, len(tr.Layers))
+				}
+				t.printf("\n")
+			}
+			if res.Integrity != nil && !res.Integrity.OK {
+				printProblems(t, res.Integrity)
+			}
 			t.printf("Files:       %d new, %d changed, %d unmodified\n", s.FilesNew, s.FilesChanged, s.FilesUnmodified)
 			t.printf("Dirs:        %d new, %d changed, %d unmodified\n", s.DirsNew, s.DirsChanged, s.DirsUnmodified)
 			t.printf("Added:       %s new data, %s stored\n", fmtBytes(s.BytesAdded), fmtBytes(s.BytesStored))
@@ -130,4 +166,78 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 		}
 		return nil
 	})
+}
+
+// tierOptions turns the tier flags into backup options.
+func tierOptions(opts *snapshot.BackupOptions, o backupOptions) error {
+	formats := map[string]string{}
+	for _, f := range o.tierFormats {
+		name, format, ok := strings.Cut(f, "=")
+		if !ok || (format != snapshot.FormatGraph && format != snapshot.FormatFiles) {
+			return usagef("backup: --tier-format %q: want NAME=graph or NAME=files", f)
+		}
+		formats[name] = format
+	}
+	for _, s := range o.tiers {
+		spec, err := snapshot.ParseTierSpec(s)
+		if err != nil {
+			return usagef("backup: --%v", err)
+		}
+		spec.Format = formats[spec.Name]
+		delete(formats, spec.Name)
+		opts.Tiers = append(opts.Tiers, spec)
+	}
+	for name := range formats {
+		return usagef("backup: --tier-format names tier %q, which no --tier gives", name)
+	}
+	mem, err := parseSize(o.sortMemory)
+	if err != nil || mem < 1<<20 {
+		return usagef("backup: --sort-memory %q: want a size of at least 1MiB, like 128MiB or 2GiB", o.sortMemory)
+	}
+	opts.SortMemory = mem
+	switch {
+	case o.lsnStart < 0 && o.lsnEnd < 0:
+	case o.lsnStart < 0 || o.lsnEnd < 0 || o.lsnEnd < o.lsnStart:
+		return usagef("backup: --lsn-start and --lsn-end go together, with start <= end")
+	default:
+		opts.Cut = &snapshot.Cut{Generation: 1, LSNStart: uint64(o.lsnStart), LSNEnd: uint64(o.lsnEnd)}
+	}
+	return nil
+}
+
+// parseSize reads sizes like 128MiB, 2GiB, 512KiB, 64MB or plain bytes.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil || f < 0 {
+				return 0, fmt.Errorf("parse size %q", s)
+			}
+			return int64(f * u.mult), nil
+		}
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+// printProblems lists integrity problems on stderr (text mode; with --json
+// the commands put them in their JSON).
+func printProblems(t *terminal, r *graph.Report) {
+	if t.json {
+		return
+	}
+	// A terminal shows the first few; --json lists up to the report's cap.
+	const shown = 20
+	for i, p := range r.Problems {
+		if i == shown {
+			break
+		}
+		t.warnf("integrity: tier %s line %d: %s %s: %s", p.Tier, p.Line, p.Kind, p.ID, p.Detail)
+	}
+	if r.ProblemCount > shown {
+		t.warnf("integrity: %d more problems not listed (--json lists up to %d)", r.ProblemCount-shown, len(r.Problems))
+	}
 }

@@ -18,6 +18,8 @@ type restoreOptions struct {
 	verify   bool
 	host     []string
 	tags     []string
+	tiers    []string
+	format   string
 }
 
 func newRestoreCommand() *command {
@@ -33,6 +35,8 @@ the other files are restored, and strata exits with code 1.`,
 			"strata restore latest --target /tmp/r",
 			"strata restore latest --target /tmp/r --include '*.csv'",
 			"strata restore 1a2b3c4d --target /srv/restore --verify",
+			"strata restore latest --target /tmp/csv --format neo4j-csv",
+			"strata restore latest --tier warm --target - | my-loader",
 		},
 		setup: func(fs *pflag.FlagSet) {
 			fs.StringVarP(&o.target, "target", "t", "", "directory to restore into (required)")
@@ -41,6 +45,8 @@ the other files are restored, and strata exits with code 1.`,
 			fs.BoolVar(&o.verify, "verify", false, "read every restored file back and check it")
 			fs.StringArrayVar(&o.host, "host", nil, "with latest: newest snapshot of this host")
 			fs.StringArrayVar(&o.tags, "tag", nil, "with latest: newest snapshot with these tags")
+			fs.StringArrayVar(&o.tiers, "tier", nil, "restore only this tier (repeatable; leaves out plain paths)")
+			fs.StringVar(&o.format, "format", snapshot.GraphJSONL, "graph tiers as jsonl (<tier>.jsonl) or neo4j-csv (<tier>/nodes_*.csv, relationships_*.csv)")
 		},
 		run: func(ctx context.Context, g *globals, t *terminal, args []string) error {
 			if err := exactArgs("restore", args, 1, "one SNAPSHOT (an id, a prefix or latest)"); err != nil {
@@ -62,11 +68,15 @@ func runRestore(ctx context.Context, r *repo.Repository, t *terminal, o restoreO
 	if err != nil {
 		return err
 	}
+	if o.target == "-" {
+		return streamTier(ctx, r, t, e, o)
+	}
 	start := time.Now()
 	p := t.newProgress("restore", false)
 	p.warnPrefix = "not restored: "
-	res, err := snapshot.Restore(ctx, r, e.Snapshot, snapshot.RestoreOptions{
-		Target: o.target, Include: o.includes, Exclude: o.excludes, Verify: o.verify, Progress: p,
+	res, err := snapshot.RestoreSnapshot(ctx, r, e.Snapshot, snapshot.SnapshotRestoreOptions{
+		RestoreOptions: snapshot.RestoreOptions{Target: o.target, Include: o.includes, Exclude: o.excludes, Verify: o.verify, Progress: p},
+		Tiers:          o.tiers, GraphFormat: o.format,
 	})
 	p.Done()
 	if res == nil {
@@ -88,4 +98,24 @@ func runRestore(ctx context.Context, r *repo.Repository, t *terminal, o restoreO
 		t.printf("\n")
 	}
 	return err // each failed file was reported as it failed
+}
+
+// streamTier writes one tier to stdout (--target -).
+func streamTier(ctx context.Context, r *repo.Repository, t *terminal, e snapshot.Entry, o restoreOptions) error {
+	name := ""
+	switch {
+	case len(o.tiers) == 1:
+		name = o.tiers[0]
+	case len(o.tiers) == 0 && len(e.Tiers) == 1 && e.Tree == nil:
+		name = e.Tiers[0].Name
+	default:
+		return usagef("restore --target -: name exactly one tier with --tier (stdout holds one stream)")
+	}
+	if o.format != snapshot.GraphJSONL {
+		return usagef("restore --target -: only --format jsonl can be streamed")
+	}
+	if t.json {
+		return usagef("restore --target -: stdout carries the tier, so --json cannot be used")
+	}
+	return snapshot.StreamTier(ctx, r, e.Snapshot, name, t.stdout)
 }

@@ -85,8 +85,8 @@ func runSnapshots(ctx context.Context, r *repo.Repository, t *terminal, o snapsh
 	}
 	tw := tabwriter.NewWriter(t.stdout, 0, 2, 2, ' ', 0)
 	if !t.quiet {
-		fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tPaths\tSize")
-		fmt.Fprintln(tw, "--\t----\t----\t----\t-----\t----")
+		fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tPaths\tTiers\tSize")
+		fmt.Fprintln(tw, "--\t----\t----\t----\t-----\t-----\t----")
 		for _, e := range list {
 			size := ""
 			if e.Summary != nil {
@@ -96,8 +96,21 @@ func runSnapshots(ctx context.Context, r *repo.Repository, t *terminal, o snapsh
 			if len(e.Incomplete) > 0 {
 				mark = " (incomplete)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%s\n", e.ID.Short(), e.Time.Local().Format("2006-01-02 15:04:05"),
-				e.Hostname, strings.Join(e.Tags, ","), strings.Join(e.Paths, ","), size, mark)
+			var paths, tiers []string
+			for _, p := range e.Paths {
+				if !strings.HasPrefix(p, "tier:") {
+					paths = append(paths, p)
+				}
+			}
+			for _, tr := range e.Tiers {
+				if tr.Format == snapshot.FormatGraph {
+					tiers = append(tiers, fmt.Sprintf("%s(%d nodes, %d rels)", tr.Name, tr.Nodes, tr.Relationships))
+				} else {
+					tiers = append(tiers, tr.Name+"(files)")
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", e.ID.Short(), e.Time.Local().Format("2006-01-02 15:04:05"),
+				e.Hostname, strings.Join(e.Tags, ","), strings.Join(paths, ","), strings.Join(tiers, " "), size, mark)
 		}
 		fmt.Fprintf(tw, "%d snapshots\n", len(list))
 	}

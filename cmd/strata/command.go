@@ -30,7 +30,7 @@ func rootCommand() *command {
 	root.subs = []*command{
 		newInitCommand(), newBackupCommand(), newSnapshotsCommand(), newLsCommand(),
 		newRestoreCommand(), newDumpCommand(), newKeyCommand(), newCatCommand(),
-		newVersionCommand(), newHelpCommand(root),
+		newStatsCommand(), newGraphCommand(), newVersionCommand(), newHelpCommand(root),
 	}
 	return root
 }

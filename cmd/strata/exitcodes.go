@@ -32,7 +32,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ue), errors.Is(err, errHelpShown):
 		return exitUsage
-	case errors.Is(err, errDamage):
+	case errors.Is(err, errDamage), errors.Is(err, snapshot.ErrIntegrity):
 		return exitDamage // 4 wins over 3 when a run has both
 	case errors.Is(err, snapshot.ErrIncomplete):
 		return exitIncomplete
@@ -62,6 +62,8 @@ func hint(err error) string {
 		return "this location already holds a repository; use it, or choose another location"
 	case errors.Is(err, snapshot.ErrIncomplete):
 		return "the snapshot was saved without the files listed; fix their permissions and back up again"
+	case errors.Is(err, snapshot.ErrIntegrity):
+		return "fix the export (each problem is listed with tier, line and id), or keep it anyway with --allow-dangling"
 	case errors.Is(err, snapshot.ErrNoSnapshot):
 		return "list snapshots with 'strata snapshots'"
 	case errors.Is(err, repo.ErrCorrupt), errors.Is(err, repo.ErrBlobNotFound):

@@ -470,7 +470,7 @@ func cmdRandfile(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 || len(args) > 3 {
 		ts.Fatalf("usage: randfile FILE SIZE [SEED]")
 	}
-	n := parseSize(ts, args[1])
+	n := scriptSize(ts, args[1])
 	seed := uint64(1)
 	if len(args) == 3 {
 		s, err := strconv.ParseUint(args[2], 10, 64)
@@ -491,11 +491,11 @@ func cmdAppendRand(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_APPEND|os.O_WRONLY, 0)
 	ts.Check(err)
-	_, err = f.Write(randBytes(parseSize(ts, args[1]), seed))
+	_, err = f.Write(randBytes(scriptSize(ts, args[1]), seed))
 	ts.Check(errors.Join(err, f.Close()))
 }
 
-func parseSize(ts *testscript.TestScript, s string) int {
+func scriptSize(ts *testscript.TestScript, s string) int {
 	mult := 1
 	switch {
 	case strings.HasSuffix(s, "K"):

@@ -9,10 +9,13 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/strata-backup/strata/graph"
 	"github.com/strata-backup/strata/graphgen"
 )
 
@@ -23,6 +26,7 @@ func main() {
 	seed := flag.Uint64("seed", 1, "graph seed")
 	change := flag.Float64("change", 0, "fraction of records to change (0..1)")
 	changeSeed := flag.Uint64("change-seed", 1, "which records change")
+	canon := flag.Bool("canonical", false, "write each tier in strata's canonical form (keys sorted, records by type then id): what a restore gives back")
 	flag.Parse()
 	if *out == "" {
 		fmt.Fprintln(os.Stderr, "gengraph: -out DIR is required")
@@ -38,6 +42,9 @@ func main() {
 		n = int(b / 760) // ~760 bytes per node with its three relationships
 	}
 	total, err := graphgen.WriteDir(*out, graphgen.Options{Nodes: n, Seed: *seed, Change: *change, ChangeSeed: *changeSeed})
+	if err == nil && *canon {
+		err = canonicalise(*out)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gengraph:", err)
 		os.Exit(1)
@@ -57,4 +64,50 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	return strconv.ParseInt(s, 10, 64)
+}
+
+// canonicalise rewrites each tier file in canonical form and order.
+func canonicalise(dir string) error {
+	for _, name := range graphgen.Tiers {
+		p := filepath.Join(dir, name+".jsonl")
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		s := graph.NewSorter(256<<20, "")
+		rd := graph.NewReader(f, name)
+		for {
+			rec, err := rd.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return err
+			}
+			if err := s.Add(rec, rd.Line()); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		f.Close()
+		it, err := s.Sort()
+		if err != nil {
+			return err
+		}
+		out, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		_, err = graph.WriteLines(out, it)
+		it.Close()
+		s.Close()
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

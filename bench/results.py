@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Small parsers for bench/bench.sh; each prints KEY=VALUE lines (or one value).
+
+    results.py snapshot-id OUT          snapshot id from a tool's --json backup output
+    results.py reported OUT TOOL PHASE  bytes the tool says it added, files unmodified
+    results.py heap GO_TEST_OUT         the metrics of BenchmarkBackupHeapLargeIndex
+    results.py merge W N                medians of W/round1..N.txt (KEY__rounds keeps each round)
+    results.py size 1GiB                bytes
+"""
+import json
+import re
+import statistics
+import sys
+
+
+def summary(path):
+    lines = []
+    for line in open(path):
+        line = line.strip()
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return [l for l in lines if l.get("message_type") == "summary"][-1]
+
+
+def main(argv):
+    cmd = argv[1] if len(argv) > 1 else ""
+    if cmd == "snapshot-id":
+        print(summary(argv[2])["snapshot_id"])
+    elif cmd == "reported":
+        s, tool, phase = summary(argv[2]), argv[3], argv[4]
+        key = "data_added" if tool == "restic" else "bytes_stored"
+        print(f"{tool}_{phase}_reported_added={s[key]}")
+        print(f"{tool}_{phase}_files_unmodified={s['files_unmodified']}")
+    elif cmd == "heap":
+        for line in open(argv[2]):
+            if line.startswith("BenchmarkBackupHeapLargeIndex"):
+                f = line.split()
+                for v, unit in zip(f[2::2], f[3::2]):
+                    print(f"heap_{re.sub(r'[^A-Za-z0-9]+', '_', unit).strip('_')}={v}")
+    elif cmd == "merge":
+        w, n = argv[2], int(argv[3])
+        rounds = []
+        for i in range(1, n + 1):
+            d = {}
+            for line in open(f"{w}/round{i}.txt"):
+                k, _, v = line.rstrip("\n").partition("=")
+                d[k] = v
+            rounds.append(d)
+        for k in rounds[0]:
+            vals = [d.get(k, "") for d in rounds]
+            if n == 1:
+                print(f"{k}={vals[0]}")
+                continue
+            try:
+                nums = [float(v) for v in vals]
+            except ValueError:
+                print(f"{k}={vals[0]}")
+                continue
+            print(f"{k}={statistics.median(nums):g}")
+            print(f"{k}__rounds={' '.join(vals)}")
+    elif cmd == "size":
+        m = re.fullmatch(r"([0-9.]+)(GiB|MiB|KiB|B)?", argv[2])
+        if not m:
+            sys.exit(f"bad size {argv[2]!r}: want e.g. 1GiB, 200MiB")
+        mult = {"GiB": 1 << 30, "MiB": 1 << 20, "KiB": 1 << 10, "B": 1, None: 1}[m.group(2)]
+        print(int(float(m.group(1)) * mult))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,431 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-backup/strata/chunk"
+	"github.com/strata-backup/strata/graph"
+	"github.com/strata-backup/strata/repo"
+)
+
+// ErrIntegrity means a graph failed its integrity check (dangling
+// relationships, ids defined twice): exit code 4.
+var ErrIntegrity = errors.New("graph integrity check failed")
+
+// DefaultSortMemory bounds the memory of sorting and checking graph tiers.
+const DefaultSortMemory = 128 << 20
+
+// DefaultMaxLayers is how many delta layers a graph tier may carry before
+// the next backup writes a fresh base: eight keeps a restore's merge within
+// a few percent of reading one base (docs/performance.md).
+const DefaultMaxLayers = 8
+
+// maxLayerShare: once a tier's layers hold more than this share of its
+// base's bytes, the next backup writes a fresh base.
+const maxLayerShare = 0.25
+
+// Names of the file nodes in a graph tier's tree.
+const baseName = "base.jsonl"
+
+func layerName(n int) string { return fmt.Sprintf("layer-%04d.jsonl", n) }
+
+// TierSpec is one --tier NAME=SOURCE, with its --tier-format if given.
+type TierSpec struct {
+	Name   string
+	Source string // a file, a directory, "-" (stdin) or "cmd:COMMAND"
+	Format string // FormatFiles, FormatGraph, or "" for the default rule
+}
+
+var tierNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ParseTierSpec parses "NAME=SOURCE".
+func ParseTierSpec(s string) (TierSpec, error) {
+	name, src, ok := strings.Cut(s, "=")
+	if !ok || src == "" {
+		return TierSpec{}, fmt.Errorf("tier %q: want NAME=SOURCE (a file, a directory, - or cmd:COMMAND)", s)
+	}
+	if !tierNameRE.MatchString(name) {
+		return TierSpec{}, fmt.Errorf("tier %q: name must match [A-Za-z0-9][A-Za-z0-9._-]*", name)
+	}
+	return TierSpec{Name: name, Source: src}, nil
+}
+
+// resolveFormat applies SPEC section 4's default: graph for a single file
+// ending .jsonl or .ndjson; files otherwise (streams are graph only when
+// --tier-format says so).
+func (t *TierSpec) resolveFormat() error {
+	switch t.Format {
+	case FormatFiles, FormatGraph:
+		return nil
+	case "":
+	default:
+		return fmt.Errorf("tier %s: unknown format %q (want files or graph)", t.Name, t.Format)
+	}
+	t.Format = FormatFiles
+	if t.Source == "-" || strings.HasPrefix(t.Source, "cmd:") {
+		return nil
+	}
+	if fi, err := os.Stat(t.Source); err == nil && fi.Mode().IsRegular() {
+		if ext := strings.ToLower(filepath.Ext(t.Source)); ext == ".jsonl" || ext == ".ndjson" {
+			t.Format = FormatGraph
+		}
+	}
+	return nil
+}
+
+// openSource opens a stream source. For cmd: the returned wait reports a
+// non-zero exit with the tail of the command's stderr.
+func openSource(ctx context.Context, spec TierSpec, stdin io.Reader) (io.ReadCloser, func() error, error) {
+	switch {
+	case spec.Source == "-":
+		if stdin == nil {
+			return nil, nil, fmt.Errorf("tier %s: no standard input", spec.Name)
+		}
+		return io.NopCloser(stdin), func() error { return nil }, nil
+	case strings.HasPrefix(spec.Source, "cmd:"):
+		command := strings.TrimPrefix(spec.Source, "cmd:")
+		cmd := exec.CommandContext(ctx, "sh", "-c", command)
+		stderr := &tailBuffer{max: 4096}
+		cmd.Stderr = stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, nil, fmt.Errorf("tier %s: %w", spec.Name, err)
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, nil, fmt.Errorf("tier %s: start %q: %w", spec.Name, command, err)
+		}
+		wait := func() error {
+			if err := cmd.Wait(); err != nil {
+				return fmt.Errorf("tier %s: command %q failed: %w: %s", spec.Name, command, err, strings.TrimSpace(stderr.String()))
+			}
+			return nil
+		}
+		return out, wait, nil
+	}
+	f, err := os.Open(spec.Source)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tier %s: %w", spec.Name, err)
+	}
+	return f, func() error { return nil }, nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+	p Progress
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	c.p.Add(int64(n), 0)
+	return n, err
+}
+
+// capturedTier is a graph tier read, sorted and checked, not yet stored.
+type capturedTier struct {
+	spec   TierSpec
+	sorter *graph.Sorter
+	bytes  int64
+}
+
+// IntegrityError carries the report of a failed integrity check.
+type IntegrityError struct {
+	Report *graph.Report
+}
+
+func (e *IntegrityError) Error() string {
+	r := e.Report
+	msg := fmt.Sprintf("%d integrity problems", r.ProblemCount)
+	if len(r.Problems) > 0 {
+		p := r.Problems[0]
+		msg += fmt.Sprintf(" (first: tier %s line %d: %s %s: %s)", p.Tier, p.Line, p.Kind, p.ID, p.Detail)
+	}
+	return msg
+}
+
+func (e *IntegrityError) Unwrap() error { return ErrIntegrity }
+
+// captureGraphs reads every graph tier concurrently into its own external
+// sorter and one shared integrity checker. Nothing touches the repository:
+// a malformed line or a failed check leaves no trace there.
+func captureGraphs(ctx context.Context, specs []TierSpec, stdin io.Reader, memory int64, tmp string, p Progress) ([]*capturedTier, *graph.Report, error) {
+	share := memory / int64(len(specs)+1)
+	checker := graph.NewChecker(share, tmp)
+	defer checker.Close()
+	var mu sync.Mutex // the checker is fed from every tier
+	tiers := make([]*capturedTier, len(specs))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, spec := range specs {
+		ct := &capturedTier{spec: spec, sorter: graph.NewSorter(share, tmp)}
+		tiers[i] = ct
+		g.Go(func() error {
+			src, wait, err := openSource(gctx, spec, stdin)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			cr := &countingReader{r: src, p: p}
+			rd := graph.NewReader(cr, spec.Name)
+			for {
+				rec, err := rd.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					var se *graph.SyntaxError
+					if errors.As(err, &se) {
+						return fmt.Errorf("backup tier %s: %w", spec.Name, err)
+					}
+					return fmt.Errorf("backup tier %s: read %s: %w", spec.Name, spec.Source, err)
+				}
+				if err := ct.sorter.Add(rec, rd.Line()); err != nil {
+					return err
+				}
+				mu.Lock()
+				err = checker.Add(spec.Name, rd.Line(), rec)
+				mu.Unlock()
+				if err != nil {
+					return err
+				}
+			}
+			ct.bytes = cr.n.Load()
+			return wait()
+		})
+	}
+	err := g.Wait()
+	if err != nil {
+		for _, ct := range tiers {
+			ct.sorter.Close()
+		}
+		return nil, nil, err
+	}
+	report, err := checker.Finish()
+	if err != nil {
+		return nil, nil, err
+	}
+	return tiers, report, nil
+}
+
+// parentTier returns the parent snapshot's tier of that name and format.
+func parentTier(parent *Entry, name, format string) *Tier {
+	if parent == nil {
+		return nil
+	}
+	for i := range parent.Tiers {
+		if t := &parent.Tiers[i]; t.Name == name && t.Format == format && t.Tree != nil {
+			return t
+		}
+	}
+	return nil
+}
+
+// storeGraphTier stores a captured tier: as a delta layer over the
+// parent's state when the parent has the tier and its layers are below the
+// threshold, else as a fresh canonical base.
+func (a *archiver) storeGraphTier(ctx context.Context, ct *capturedTier, parent *Entry, maxLayers int) (*Tier, error) {
+	defer ct.sorter.Close()
+	sorted, err := ct.sorter.Sort()
+	if err != nil {
+		return nil, fmt.Errorf("sort tier %s: %w", ct.spec.Name, err)
+	}
+	defer sorted.Close()
+	tier := &Tier{Name: ct.spec.Name, Format: FormatGraph, Source: ct.spec.Source, Bytes: ct.bytes}
+	a.bytesProcessed.Add(ct.bytes)
+	pt := parentTier(parent, ct.spec.Name, FormatGraph)
+	if pt != nil && len(pt.Layers) < maxLayers {
+		ptree, err := LoadTree(ctx, a.r, *pt.Tree)
+		if err == nil && layerBytes(pt) <= maxLayerShare*float64(nodeSize(ptree, baseName)) {
+			return a.storeLayer(ctx, tier, sorted, parent.ID, pt, ptree)
+		}
+	}
+	node, err := a.storeCanonical(ctx, baseName, func(w io.Writer) error {
+		_, err := graph.WriteLines(w, sorted)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store tier %s: %w", tier.Name, err)
+	}
+	a.countTier(pt, false)
+	id, err := SaveTree(ctx, a.r, a.w, &Tree{Nodes: []*Node{node}})
+	if err != nil {
+		return nil, err
+	}
+	tier.Tree = &id
+	return tier, nil
+}
+
+func layerBytes(t *Tier) float64 {
+	var n int64
+	for _, l := range t.Layers {
+		n += l.Bytes
+	}
+	return float64(n)
+}
+
+func nodeSize(t *Tree, name string) uint64 {
+	if n := t.Find(name); n != nil {
+		return n.Size
+	}
+	return 0
+}
+
+// storeLayer diffs the new canonical stream against the parent's state and
+// stores only the records that changed (upserts and tombstones).
+func (a *archiver) storeLayer(ctx context.Context, tier *Tier, sorted graph.Iterator, since chunk.ID, pt *Tier, ptree *Tree) (*Tier, error) {
+	state, err := tierState(ctx, a.r, pt.Name, ptree)
+	if err != nil {
+		return nil, err
+	}
+	defer state.Close()
+	var upserts, tombstones int64
+	node, err := a.storeCanonical(ctx, layerName(len(pt.Layers)+1), func(w io.Writer) error {
+		bw := newLineWriter(w)
+		err := graph.Diff(state, sorted, func(rec *graph.Record, tomb bool) error {
+			if tomb {
+				tombstones++
+			} else {
+				upserts++
+			}
+			return bw.write(rec.Canonical)
+		})
+		if err != nil {
+			return err
+		}
+		return bw.flush()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store tier %s: %w", tier.Name, err)
+	}
+	tier.Layers = append([]Layer(nil), pt.Layers...)
+	if upserts+tombstones == 0 {
+		// Nothing changed: the parent's tier stands as it is.
+		tier.Tree = pt.Tree
+		a.countTier(pt, true)
+		return tier, nil
+	}
+	tier.Layers = append(tier.Layers, Layer{Since: since, Upserts: upserts, Tombstones: tombstones, Bytes: int64(node.Size)})
+	nodes := append([]*Node(nil), ptree.Nodes...)
+	id, err := SaveTree(ctx, a.r, a.w, &Tree{Nodes: append(nodes, node)})
+	if err != nil {
+		return nil, err
+	}
+	tier.Tree = &id
+	a.countTier(pt, false)
+	return tier, nil
+}
+
+func (a *archiver) countTier(parent *Tier, unchanged bool) {
+	switch {
+	case parent == nil:
+		a.filesNew.Add(1)
+	case unchanged:
+		a.filesUnmodified.Add(1)
+	default:
+		a.filesChanged.Add(1)
+	}
+}
+
+// storeCanonical chunks what write produces into a file node called name.
+func (a *archiver) storeCanonical(ctx context.Context, name string, write func(io.Writer) error) (*Node, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(write(pw)) }()
+	content, size, err := a.saveStreamQuiet(ctx, pr)
+	pr.CloseWithError(err)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{Name: name, Type: NodeFile, Mode: 0o644, ModTime: a.now, Size: uint64(size), Content: content}, nil
+}
+
+type lineWriter struct {
+	w   io.Writer
+	buf bytes.Buffer
+}
+
+func newLineWriter(w io.Writer) *lineWriter { return &lineWriter{w: w} }
+
+func (l *lineWriter) write(line []byte) error {
+	l.buf.Write(line)
+	l.buf.WriteByte('\n')
+	if l.buf.Len() >= 256<<10 {
+		return l.flush()
+	}
+	return nil
+}
+
+func (l *lineWriter) flush() error {
+	_, err := l.w.Write(l.buf.Bytes())
+	l.buf.Reset()
+	return err
+}
+
+// tierState streams the state of a stored graph tier: its base with every
+// layer applied, in canonical order.
+func tierState(ctx context.Context, r *repo.Repository, name string, tree *Tree) (graph.Iterator, error) {
+	base := tree.Find(baseName)
+	if base == nil {
+		return nil, fmt.Errorf("tier %s: no %s in its tree: %w", name, baseName, repo.ErrCorrupt)
+	}
+	var layers []graph.Iterator
+	for _, n := range tree.Nodes {
+		if strings.HasPrefix(n.Name, "layer-") {
+			layers = append(layers, contentLines(ctx, r, name, n))
+		}
+	}
+	return graph.Apply(contentLines(ctx, r, name, base), layers), nil
+}
+
+// contentLines reads a stored file node as canonical graph lines.
+func contentLines(ctx context.Context, r *repo.Repository, tier string, n *Node) graph.Iterator {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(WriteContent(ctx, r, n, pw, 4)) }()
+	return &pipeIter{Iterator: graph.NewLineIterator(pr, tier), pr: pr}
+}
+
+type pipeIter struct {
+	graph.Iterator
+	pr *io.PipeReader
+}
+
+func (p *pipeIter) Close() error {
+	err := p.Iterator.Close()
+	p.pr.Close() // stops the fetching goroutine
+	return err
+}
