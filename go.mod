@@ -93,3 +93,5 @@ require (
 	google.golang.org/grpc v1.83.2 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+ignore ./e2e/ladybug/node_modules

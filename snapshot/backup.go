@@ -282,7 +282,6 @@ func (a *archiver) storeFilesTier(ctx context.Context, spec TierSpec, parent *En
 	if pt := parentTier(parent, spec.Name, FormatFiles); pt != nil {
 		ptree, _ = LoadTree(ctx, a.r, *pt.Tree)
 	}
-	before := a.bytesProcessed.Load()
 	var tree *Tree
 	if spec.Source == "-" || strings.HasPrefix(spec.Source, "cmd:") {
 		src, wait, err := openSource(ctx, spec, a.opts.Stdin)
@@ -298,6 +297,7 @@ func (a *archiver) storeFilesTier(ctx context.Context, spec TierSpec, parent *En
 			return nil, fmt.Errorf("backup tier %s: %w", spec.Name, err)
 		}
 		a.filesNew.Add(1)
+		tier.Bytes = size
 		tree = &Tree{Nodes: []*Node{{Name: spec.Name, Type: NodeFile, Mode: 0o644, ModTime: a.now, Size: uint64(size), Content: content,
 			UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}}}
 	} else {
@@ -319,7 +319,7 @@ func (a *archiver) storeFilesTier(ctx context.Context, spec TierSpec, parent *En
 			if err := a.saveDirFrom(ctx, abs, n, ptree, pid); err != nil {
 				return nil, err
 			}
-			tier.Tree = n.Subtree
+			tier.Tree, tier.Bytes = n.Subtree, int64(n.total)
 		} else {
 			var pchild *Node
 			if ptree != nil {
@@ -332,6 +332,7 @@ func (a *archiver) storeFilesTier(ctx context.Context, spec TierSpec, parent *En
 			tree = &Tree{}
 			if n != nil {
 				tree.Nodes = []*Node{n}
+				tier.Bytes = int64(n.totalSize())
 			}
 		}
 	}
@@ -342,7 +343,6 @@ func (a *archiver) storeFilesTier(ctx context.Context, spec TierSpec, parent *En
 		}
 		tier.Tree = &id
 	}
-	tier.Bytes = a.bytesProcessed.Load() - before
 	return tier, nil
 }
 
@@ -628,6 +628,9 @@ func (a *archiver) saveDirFrom(ctx context.Context, p string, n *Node, parent *T
 		return err
 	}
 	tree.Nodes = slices.DeleteFunc(tree.Nodes, func(n *Node) bool { return n == nil })
+	for _, c := range tree.Nodes {
+		n.total += c.totalSize()
+	}
 	id, err := SaveTree(ctx, a.r, a.w, tree)
 	if err != nil {
 		return err

@@ -224,3 +224,41 @@ func StreamTier(ctx context.Context, r *repo.Repository, sn *Snapshot, name stri
 	}
 	return bw.Flush()
 }
+
+// CheckTiers runs the graph integrity check over the stored state of every
+// graph tier of sn (base and layers merged), streaming with memory bounded
+// by memLimit. Verify and restore call it on the state they restore.
+func CheckTiers(ctx context.Context, r *repo.Repository, sn *Snapshot, memLimit int64, tmpDir string) (*graph.Report, error) {
+	if memLimit <= 0 {
+		memLimit = DefaultSortMemory
+	}
+	checker := graph.NewChecker(memLimit, tmpDir)
+	defer checker.Close()
+	for _, t := range sn.Tiers {
+		if t.Format != FormatGraph {
+			continue
+		}
+		state, err := TierState(ctx, r, t)
+		if err != nil {
+			return nil, err
+		}
+		line := 0
+		for {
+			rec, err := state.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				state.Close()
+				return nil, fmt.Errorf("check tier %s: %w", t.Name, err)
+			}
+			line++
+			if err := checker.Add(t.Name, line, rec); err != nil {
+				state.Close()
+				return nil, err
+			}
+		}
+		state.Close()
+	}
+	return checker.Finish()
+}

@@ -152,6 +152,10 @@ func TestGraphTiersIncremental(t *testing.T) {
 		t.Errorf("1%% change stored %d bytes, more than 5%% of the first backup's %d", delta.Summary.BytesStored, first.Summary.BytesStored)
 	}
 	sameTiers(t, src, restoreTiers(t, repotest.Reopen(t, r), delta.Snapshot))
+	rep, err := snapshot.CheckTiers(ctx, r, delta.Snapshot, 1<<20, t.TempDir())
+	if err != nil || !rep.OK || rep.Stats.Total.Nodes != 6000 {
+		t.Errorf("integrity of the stored state: %+v, %v", rep, err)
+	}
 
 	// Streaming one tier to a writer gives the same state.
 	var buf bytes.Buffer

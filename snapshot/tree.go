@@ -37,6 +37,18 @@ type Node struct {
 	LinkTarget string     `json:"linktarget,omitempty"`
 	Content    []chunk.ID `json:"content,omitempty"`
 	Subtree    *chunk.ID  `json:"subtree,omitempty"`
+
+	// total is the bytes of the files at and below this node, computed
+	// while backing up (a tier records it); it is not stored.
+	total uint64
+}
+
+// totalSize returns the bytes of the files at and below n.
+func (n *Node) totalSize() uint64 {
+	if n.Type == NodeFile {
+		return n.Size
+	}
+	return n.total
 }
 
 // Mode is a POSIX mode (permissions and the setuid, setgid and sticky

@@ -126,12 +126,20 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 		var ie *snapshot.IntegrityError
 		if errors.As(err, &ie) {
 			printProblems(t, ie.Report)
+			if jerr := printIntegrityJSON(t, ie.Report); jerr != nil {
+				return jerr
+			}
 			return fmt.Errorf("%w: %w (no snapshot was written; --allow-dangling keeps it anyway)", err, errDamage)
 		}
 		if err != nil && !errors.Is(err, snapshot.ErrIncomplete) {
 			return err
 		}
 		s := res.Summary
+		if res.Integrity != nil && !res.Integrity.OK {
+			if jerr := printIntegrityJSON(t, res.Integrity); jerr != nil {
+				return jerr
+			}
+		}
 		if t.json {
 			if jerr := t.printJSON(map[string]any{
 				"message_type": "summary", "snapshot_id": res.ID.String(), "short_id": res.ID.Short(),
@@ -221,6 +229,15 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	return strconv.ParseInt(s, 10, 64)
+}
+
+// printIntegrityJSON emits a failed check as one JSON line (--json only).
+func printIntegrityJSON(t *terminal, r *graph.Report) error {
+	if !t.json {
+		return nil
+	}
+	return t.printJSON(map[string]any{"message_type": "integrity", "ok": r.OK, "problems": r.Problems,
+		"problem_count": r.ProblemCount, "stats": r.Stats})
 }
 
 // printProblems lists integrity problems on stderr (text mode; with --json

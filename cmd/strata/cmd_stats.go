@@ -37,8 +37,11 @@ func printStats(t *terminal, e snapshot.Entry) error {
 		for _, tr := range e.Tiers {
 			m := map[string]any{"name": tr.Name, "format": tr.Format, "bytes": tr.Bytes, "nodes": tr.Nodes,
 				"relationships": tr.Relationships, "layers": len(tr.Layers), "labels": map[string]int64{}, "types": map[string]int64{}}
-			if tr.Stats != nil {
-				m["labels"], m["types"] = tr.Stats.Labels, tr.Stats.Types
+			if tr.Stats != nil && tr.Stats.Labels != nil {
+				m["labels"] = tr.Stats.Labels
+			}
+			if tr.Stats != nil && tr.Stats.Types != nil {
+				m["types"] = tr.Stats.Types
 			}
 			tiers = append(tiers, m)
 		}
