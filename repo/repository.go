@@ -415,3 +415,17 @@ func (s indexSource) LoadIndex(ctx context.Context, id chunk.ID) (*index.File, e
 func (r *Repository) LoadIndexFile(ctx context.Context, id chunk.ID) (*index.File, error) {
 	return indexSource{r}.LoadIndex(ctx, id)
 }
+
+// SealObject frames, compresses and encrypts plain as an object of kind ad
+// (its prefix, e.g. "oplog") and returns the stored bytes and their object
+// id. It is for objects whose key holds more than the id (oplog segments:
+// oplog/<generation>/<first>-<last>-<id>); the caller saves them.
+func (r *Repository) SealObject(ad string, plain []byte) ([]byte, chunk.ID) {
+	stored := r.sealObject(plain, ad)
+	return stored, chunk.ObjectID(stored)
+}
+
+// OpenObject authenticates and decrypts stored bytes sealed with ad.
+func (r *Repository) OpenObject(ad string, stored []byte) ([]byte, error) {
+	return r.openObject(stored, ad)
+}
