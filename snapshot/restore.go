@@ -100,15 +100,7 @@ func RestoreTree(ctx context.Context, r *repo.Repository, id chunk.ID, snapPath 
 	}
 	if len(rs.res.Failed) > 0 {
 		sort.Slice(rs.res.Failed, func(i, j int) bool { return rs.res.Failed[i].Path < rs.res.Failed[j].Path })
-		// Name a damaged-repository failure first when there is one: it is
-		// the one that changes what the user must do next.
-		f := rs.res.Failed[0]
-		for _, ff := range rs.res.Failed {
-			if errors.Is(ff.Err, repo.ErrCorrupt) || errors.Is(ff.Err, repo.ErrBlobNotFound) {
-				f = ff
-				break
-			}
-		}
+		f := firstFailure(rs.res.Failed)
 		return rs.res, fmt.Errorf("restore: %d files failed (first: %s: %w): %w", len(rs.res.Failed), f.Path, f.Err, ErrRestoreFailed)
 	}
 	return rs.res, nil
@@ -338,6 +330,18 @@ func verifyFile(r *repo.Repository, p string, n *Node) error {
 		return fmt.Errorf("verify %s: file is longer than the snapshot says (%d bytes)", p, off)
 	}
 	return nil
+}
+
+// firstFailure picks the failure to name in the error: a damaged
+// repository when there is one (it changes what the user must do next),
+// else the first.
+func firstFailure(failed []FileError) FileError {
+	for _, f := range failed {
+		if errors.Is(f.Err, repo.ErrCorrupt) || errors.Is(f.Err, repo.ErrBlobNotFound) {
+			return f
+		}
+	}
+	return failed[0]
 }
 
 // mkdirNoFollow makes dp a real directory. Whatever else sits there (a

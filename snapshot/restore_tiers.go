@@ -103,13 +103,7 @@ func RestoreSnapshot(ctx context.Context, r *repo.Repository, sn *Snapshot, opts
 		}
 	}
 	if len(res.Failed) > 0 {
-		f := res.Failed[0]
-		for _, ff := range res.Failed {
-			if errors.Is(ff.Err, repo.ErrCorrupt) || errors.Is(ff.Err, repo.ErrBlobNotFound) {
-				f = ff
-				break
-			}
-		}
+		f := firstFailure(res.Failed)
 		return res, fmt.Errorf("restore: %d items failed (first: %s: %w): %w", len(res.Failed), f.Path, f.Err, ErrRestoreFailed)
 	}
 	return res, nil
