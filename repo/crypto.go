@@ -55,6 +55,20 @@ func (c *crypter) seal(dst, plaintext []byte, ad string) []byte {
 	return c.aead.Seal(dst, dst[n:], plaintext, []byte(ad))
 }
 
+// openInPlace authenticates and decrypts sealed, overwriting its ciphertext
+// with the plaintext (the AEAD allows exact overlap) and returning it.
+func (c *crypter) openInPlace(sealed []byte, ad string) ([]byte, error) {
+	if len(sealed) < Overhead {
+		return nil, fmt.Errorf("open ciphertext: %d bytes is shorter than nonce and tag: %w", len(sealed), ErrCorrupt)
+	}
+	nonce, ct := sealed[:chacha20poly1305.NonceSizeX], sealed[chacha20poly1305.NonceSizeX:]
+	out, err := c.aead.Open(ct[:0], nonce, ct, []byte(ad))
+	if err != nil {
+		return nil, fmt.Errorf("open ciphertext: authentication failed: %w", ErrCorrupt)
+	}
+	return out, nil
+}
+
 // open authenticates and decrypts sealed (nonce ‖ ciphertext ‖ tag),
 // appending the plaintext to dst.
 func (c *crypter) open(dst, sealed []byte, ad string) ([]byte, error) {

@@ -56,11 +56,9 @@ func (r *Repository) LookupBlob(ctx context.Context, id chunk.ID) ([]index.Locat
 // loadFrom reads one copy of a blob.
 func (r *Repository) loadFrom(ctx context.Context, l index.Location, dst []byte) ([]byte, error) {
 	key := ObjectKey(PrefixData, l.Pack)
-	var sealed []byte
+	sealed := getSealed(int(l.Length))
+	defer putSealed(sealed)
 	err := r.be.Load(ctx, key, int64(l.Offset), int64(l.Length), func(rd io.Reader) error {
-		if cap(sealed) < int(l.Length) {
-			sealed = make([]byte, l.Length)
-		}
 		sealed = sealed[:l.Length]
 		_, err := io.ReadFull(rd, sealed)
 		return err
@@ -73,6 +71,31 @@ func (r *Repository) loadFrom(ctx context.Context, l index.Location, dst []byte)
 		return nil, fmt.Errorf("load blob %s from pack %s: %w", l.ID.Short(), key, err)
 	}
 	return plain, nil
+}
+
+// sealedBufs recycles read buffers for sealed blobs across loads (bounded,
+// and unlike sync.Pool not emptied by every GC).
+var sealedBufs = make(chan []byte, 16)
+
+func getSealed(n int) []byte {
+	select {
+	case b := <-sealedBufs:
+		if cap(b) >= n {
+			return b[:n]
+		}
+	default:
+	}
+	return make([]byte, n, max(n, 1<<20))
+}
+
+func putSealed(b []byte) {
+	if cap(b) > 16<<20 {
+		return
+	}
+	select {
+	case sealedBufs <- b[:0]:
+	default:
+	}
 }
 
 // LoadPackHeader reads and decodes the header of pack id.

@@ -108,18 +108,25 @@ func (r *Repository) parsePackHeader(tail []byte, packSize int64) ([]index.Blob,
 }
 
 // openBlob decrypts and decompresses one stored blob and checks its id.
+//
+// sealed is decrypted in place (it is scratch to the caller), and the
+// plaintext always lands in dst's storage when it fits, so a caller that
+// passes its previous result back reuses one buffer for every blob.
 func (r *Repository) openBlob(dst []byte, b index.Blob, sealed []byte) ([]byte, error) {
-	payload, err := r.crypt.open(nil, sealed, blobAD)
+	payload, err := r.crypt.openInPlace(sealed, blobAD)
 	if err != nil {
 		return nil, err
 	}
-	plain := payload
+	var plain []byte
 	if b.Compressed {
 		if plain, err = zstdDecode(dst[:0], payload, int(b.RawLength)); err != nil {
 			return nil, fmt.Errorf("%w: %w", err, ErrCorrupt)
 		}
-	} else if len(plain) != int(b.RawLength) {
-		return nil, fmt.Errorf("blob length %d, index says %d: %w", len(plain), b.RawLength, ErrCorrupt)
+	} else {
+		if len(payload) != int(b.RawLength) {
+			return nil, fmt.Errorf("blob length %d, index says %d: %w", len(payload), b.RawLength, ErrCorrupt)
+		}
+		plain = append(dst[:0], payload...)
 	}
 	if r.hasher.Sum(plain) != b.ID {
 		return nil, fmt.Errorf("plaintext does not hash to blob id: %w", ErrCorrupt)

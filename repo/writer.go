@@ -59,7 +59,12 @@ type Writer struct {
 
 	jobs    chan blobJob
 	uploads chan *packBuilder
-	bufPool sync.Pool
+	// Free lists, not sync.Pool: a pool is emptied at every GC, and
+	// reallocating 8 MiB chunk buffers and 16 MiB packs after each one is
+	// what drove the heap (and RSS) up. The lists are bounded, so what
+	// they keep is bounded too.
+	chunkBufs chan []byte
+	packBufs  chan []byte
 
 	mu      sync.Mutex
 	pending map[chunk.ID]struct{}     // stored or in flight in this run
@@ -116,8 +121,8 @@ func (r *Repository) WithWriter(ctx context.Context, opts WriterOptions, fn func
 		pending: make(map[chunk.ID]struct{}),
 		reused:  make(map[chunk.ID][]index.Blob),
 	}
-	maxChunk := int(r.cfg.Chunker.MaxSize)
-	w.bufPool.New = func() any { b := make([]byte, 0, maxChunk); return &b }
+	w.chunkBufs = make(chan []byte, 2*opts.Workers+4)
+	w.packBufs = make(chan []byte, opts.Workers+opts.Uploaders+1)
 
 	pipe, pctx := errgroup.WithContext(ctx)
 	var workers sync.WaitGroup
@@ -166,13 +171,48 @@ func (w *Writer) Stats() WriteStats {
 
 // Buffer returns a buffer of capacity at least the chunker's maximum chunk
 // size. Pass it to SaveBlob, which takes ownership and recycles it.
-func (w *Writer) Buffer() []byte { return (*w.bufPool.Get().(*[]byte))[:0] }
+func (w *Writer) Buffer() []byte {
+	select {
+	case b := <-w.chunkBufs:
+		return b[:0]
+	default:
+		return make([]byte, 0, w.r.cfg.Chunker.MaxSize)
+	}
+}
 
 func (w *Writer) recycle(b []byte) {
-	if cap(b) == int(w.r.cfg.Chunker.MaxSize) {
-		b = b[:0]
-		w.bufPool.Put(&b)
+	if cap(b) != int(w.r.cfg.Chunker.MaxSize) {
+		return // not one of ours
 	}
+	select {
+	case w.chunkBufs <- b[:0]:
+	default:
+	}
+}
+
+// newPack returns an empty pack whose buffer holds a full pack without
+// growing (append would double a 16 MiB buffer to 32 MiB).
+func (w *Writer) newPack() *packBuilder {
+	select {
+	case b := <-w.packBufs:
+		return &packBuilder{buf: b[:0]}
+	default:
+		return &packBuilder{buf: make([]byte, 0, w.r.cfg.PackSize+int(w.r.cfg.Chunker.MaxSize)+packSlack)}
+	}
+}
+
+// packSlack covers a pack's sealed header and trailer beyond its blobs.
+const packSlack = 64 << 10
+
+func (w *Writer) recyclePack(p *packBuilder) {
+	if cap(p.buf) < w.r.cfg.PackSize {
+		return
+	}
+	select {
+	case w.packBufs <- p.buf[:0]:
+	default:
+	}
+	p.buf = nil
 }
 
 // AddBytesStored lets a caller count objects it writes itself (a snapshot)
@@ -232,7 +272,7 @@ func (w *Writer) SaveBlob(ctx context.Context, t index.BlobType, id chunk.ID, da
 // work compresses and encrypts blobs into this worker's own pack, so workers
 // never contend for a shared buffer.
 func (w *Writer) work(ctx context.Context) error {
-	pack := &packBuilder{}
+	pack := w.newPack()
 	var scratch []byte
 	for job := range w.jobs {
 		payload, compressed := job.data, false
@@ -254,7 +294,7 @@ func (w *Writer) work(ctx context.Context) error {
 			if err := w.send(ctx, pack); err != nil {
 				return err
 			}
-			pack = &packBuilder{}
+			pack = w.newPack()
 		}
 	}
 	if len(pack.blobs) > 0 {
@@ -277,6 +317,7 @@ func (w *Writer) upload(ctx context.Context) error {
 		if err := w.savePack(ctx, p); err != nil {
 			return err
 		}
+		w.recyclePack(p) // the backend keeps no reference after Save
 	}
 	return nil
 }
