@@ -17,7 +17,7 @@ END = "<!-- bench:results:end -->"
 
 HEADER = """# Performance
 
-`make bench` (bench/bench.sh, about 2 minutes on the 2-core reference
+`make bench` (bench/bench.sh, about 7 minutes on the 2-core reference
 machine) measures strata against restic on the same data, on the same
 machine, in one run, and rewrites the results section below and
 [performance.svg](performance.svg). See [bench/README.md](../bench/README.md).
@@ -31,12 +31,25 @@ machine, in one run, and rewrites the results section below and
   in the repository**: peak Go heap backing up 64 MiB into a repository
   whose index holds 2,000,000 blobs is at most 1.2x that into an empty one
   (`BenchmarkBackupHeapLargeIndex` in repo/bench_heap_test.go).
+- **Graph tiers** (`strata backup --tier fast=F --tier warm=W --tier
+  cold=C` of the same export; see [Graph tiers](#graph-tiers)):
+  - backup throughput at least 0.7x restic's file backup of the same
+    export, measured in the same run;
+  - the same graph exported again with its lines in another order stores
+    under 1% of what the first graph backup stored;
+  - the export with 1% of its records changed stores at most 5% of what
+    the first graph backup stored (restic stores about 100% for it);
+  - the repository after the first graph backup is at most 1.1x restic's
+    after its file backup of the same export;
+  - restoring tiers that carry 8 delta layers takes at most 1.3x as long
+    as restoring the same graph stored as one base.
 
 ## Method
 
 - Data: `go run ./tools/gengraph -out DIR -bytes 1GiB`, a deterministic
-  graph export (APOC JSON Lines, three files), and the same graph with 1% of
-  its records changed (`-change 0.01 -change-seed 7`, same file names).
+  graph export (APOC JSON Lines, three files: the tiers fast, warm and
+  cold), and the same graph with 1% of its records changed (`-change 0.01
+  -change-seed 7`, same file names).
 - Each tool gets a fresh repository on the local disk and a fresh cache,
   with its defaults (restic: repository v2, compression auto; strata:
   zstd auto, 16 MiB packs) and its real key derivation
@@ -57,15 +70,43 @@ machine, in one run, and rewrites the results section below and
   4. restore of the first snapshot into an empty directory: wall time, CPU
      time and peak RSS; every restored file is compared with the source
      (`cmp`).
+- Graph tiers, in the same round: right after each of the phases 1–3,
+  strata backs the same export up as graph tiers into a third fresh
+  repository, `strata backup --json --tier fast=DIR/fast.jsonl --tier
+  warm=DIR/warm.jsonl --tier cold=DIR/cold.jsonl` (default
+  `--sort-memory 128MiB`; the sort's spill files go to the work
+  directory), timed like the other backups:
+  1. the export DIR: wall time, CPU time, peak RSS, repository size;
+  2. instead of the unchanged re-backup, a copy of the export with every
+     file's lines shuffled (`bench/results.py shuffle`: Python's
+     `random.Random` seeded with `1/<file name>`; the same graph in files
+     that share no chunk with the originals): bytes added;
+  3. the 1%-changed export: bytes added.
+  After each, `strata cat snapshot latest` gives every tier's layer count
+  (expected 0, 0 and 1).
+- Layered restore, once per run (strata only), on a smaller graph
+  (`-bytes 200MiB`, `BENCH_LAYERS_SIZE`) so that ten graph backups fit in
+  the time: the graph and then eight versions of it (`-change 0.01
+  -change-seed K`, K = 1..8; version K differs from version K-1 in ~2% of
+  its records) are backed up one after the other into one repository; the
+  run checks after each that every tier has K layers. Version 8 is also
+  backed up into a fresh repository, where it is one base per tier. Then
+  `strata restore latest --target X` of each repository, three times,
+  alternating, page cache dropped each time: median wall time and CPU
+  time. The two restores are compared with each other and with
+  `gengraph -canonical` of version 8 (`cmp`). Last, version 9 goes into
+  the layered repository: it must be stored as a fresh base.
 - Neither tool fsyncs restored files, so a restore's time ends when the
   data is in the page cache; backups' packs are fsynced by both.
-- "Bytes added" is the growth of the sum of the repository's file sizes
-  (directory entries excluded). Throughput is data bytes / wall seconds,
-  in MB/s (10^6 bytes).
+- "Bytes added" or "bytes stored" is the growth of the sum of the
+  repository's file sizes (directory entries excluded). Throughput is data
+  bytes / wall seconds, in MB/s (10^6 bytes).
 - The page cache is dropped (`echo 3 > /proc/sys/vm/drop_caches`) before
   every timed phase where that is permitted, so backups read the source
   from disk; where it is not, the run says "warm" and the source is read
   from memory. The machine table below says which.
+- `BenchmarkBackupHeapLargeIndex` runs three times (`-count 3`); each
+  figure is the median, with every run shown.
 """
 
 
@@ -200,17 +241,140 @@ def figures(r):
     return rows, out
 
 
+def pct(a, b):
+    return None if a is None or not b else 100 * a / b
+
+
+def fmt_pct(x):
+    if x is None:
+        return "n/a"
+    return f"{x:.2g}%" if x < 1 else f"{x:.1f}%"
+
+
+GRAPH_TP_TARGET, GRAPH_SHUF_TARGET, GRAPH_CHANGE_TARGET, GRAPH_REPO_TARGET, LAYERS_TARGET = 0.7, 1.0, 5.0, 1.1, 1.3
+
+
+def graph_figures(r):
+    """Rows of the graph-tier table: (figure, restic files, strata files,
+    strata graph tiers, ratio text, target text), and the figures."""
+    if "graph_backup1_secs" not in r:
+        return [], {}
+    data = num(r, "data_bytes")
+    T = ("restic", "strata", "graph")
+    g = {}
+    sp = lambda key, conv, fmt: _spread(r, key, conv, fmt)
+    secs = {t: num(r, f"{t}_backup1_secs") for t in T}
+    g["mbps"] = {t: data / 1e6 / secs[t] if secs[t] else None for t in T}
+    g["cpu"] = {t: num(r, f"{t}_backup1_cpu_secs") for t in T}
+    g["rss"] = {t: (num(r, f"{t}_backup1_rss_kib") or 0) * 1024 or None for t in T}
+    g["repo"] = {t: num(r, f"{t}_after1_du") for t in T}
+    first = {t: num(r, f"{t}_added1_bytes") for t in ("graph",)}
+    first.update({t: num(r, f"{t}_after1_bytes", 0) - num(r, f"{t}_empty_bytes", 0) for t in ("restic", "strata")})
+    g["first"] = first
+    g["unchanged"] = {t: num(r, f"{t}_added2_bytes") for t in T}
+    g["changed"] = {t: num(r, f"{t}_added3_bytes") for t in T}
+    g["unchanged_pct"] = {t: pct(g["unchanged"][t], first[t]) for t in T}
+    g["changed_pct"] = {t: pct(g["changed"][t], first[t]) for t in T}
+    tp = lambda t: f"{g['mbps'][t]:.1f} MB/s" + sp(f"{t}_backup1_secs", lambda x: data / 1e6 / x, "{:.0f}")
+    rows = []
+    g["tp_ratio"] = ratio(g["mbps"]["graph"], g["mbps"]["restic"])
+    rows.append(("Backup throughput, first backup", tp("restic"), tp("strata"), tp("graph"),
+                 f"{fmt_ratio(g['tp_ratio'])} (graph/restic)", f">= {GRAPH_TP_TARGET}"))
+    rows.append(("CPU time (user+sys), first backup", *(f"{g['cpu'][t]:.1f} s" if g["cpu"][t] is not None else "n/a" for t in T),
+                 f"{fmt_ratio(ratio(g['cpu']['graph'], g['cpu']['restic']))} (graph/restic)", ""))
+    rows.append(("Peak RSS, first backup", *(fmt_bytes(g["rss"][t]) + sp(f"{t}_backup1_rss_kib", lambda x: x / 1024, "{:.0f}") for t in T),
+                 f"{fmt_ratio(ratio(g['rss']['graph'], g['rss']['restic']))} (graph/restic)", ""))
+    g["repo_ratio"] = ratio(g["repo"]["graph"], g["repo"]["restic"])
+    rows.append(("Repository size after the first backup (du -sb)", *(fmt_bytes(g["repo"][t]) for t in T),
+                 f"{fmt_ratio(g['repo_ratio'])} (graph/restic)", f"<= {GRAPH_REPO_TARGET}"))
+    rows.append(("Bytes stored, first backup (repository growth)", *(fmt_bytes(first[t]) for t in T), "", ""))
+    rows.append(("Bytes stored, same files again (restic, strata) / line-shuffled export (graph tiers), "
+                 "% of the tool's first backup",
+                 *(f"{int(g['unchanged'][t])} B ({fmt_pct(g['unchanged_pct'][t])})" for t in T), "",
+                 f"graph < {GRAPH_SHUF_TARGET:g}%"))
+    rows.append(("Bytes stored, export with 1% of records changed, % of the tool's first backup",
+                 *(f"{fmt_bytes(g['changed'][t])} ({fmt_pct(g['changed_pct'][t])})" for t in T),
+                 f"{ratio(g['changed']['graph'], g['changed']['restic']):.3g} (graph/restic)",
+                 f"graph <= {GRAPH_CHANGE_TARGET:g}%"))
+    for label, phase in (("shuffled export", "backup2"), ("1%-changed export", "backup3")):
+        t2 = {t: num(r, f"{t}_{phase}_secs") for t in T}
+        if t2["graph"]:
+            rows.append((f"Backup wall time, {label} (graph tiers; restic and strata: same files / 1%-changed files)",
+                         *(f"{t2[t]:.1f} s" if t2[t] is not None else "n/a" for t in T), "", ""))
+    return rows, g
+
+
+def _spread(r, key, conv, fmt):
+    v = r.get(key + "__rounds")
+    if not v:
+        return ""
+    xs = sorted(conv(float(x)) for x in v.split())
+    return f" [{fmt.format(xs[0])}-{fmt.format(xs[-1])}]"
+
+
+def layer_figures(r):
+    """Rows of the layered-restore table: (figure, 8 layers, one base, ratio)."""
+    if "layers_restore_secs" not in r:
+        return [], {}
+    g = lambda k: num(r, k)
+    reps = lambda k: " [" + ", ".join(r.get(k + "__reps", "").split()) + "]" if r.get(k + "__reps") else ""
+    out = {}
+    restored = g("layers_restore_bytes")
+    rows = []
+    ls, fs = g("layers_restore_secs"), g("flat_restore_secs")
+    out["restore_ratio"] = ratio(ls, fs)
+    out["restore_secs"] = {"8 layers": ls, "one base": fs}
+    rows.append((f"Restore wall time, median of {r.get('layers_restore_reps', '3')}", f"{ls:.2f} s{reps('layers_restore_secs')}",
+                 f"{fs:.2f} s{reps('flat_restore_secs')}", f"{fmt_ratio(out['restore_ratio'])} (target <= {LAYERS_TARGET})"))
+    rows.append(("Restore throughput (canonical bytes written / wall time)", f"{restored / 1e6 / ls:.1f} MB/s",
+                 f"{restored / 1e6 / fs:.1f} MB/s", ""))
+    lc, fc = g("layers_restore_cpu_secs"), g("flat_restore_cpu_secs")
+    out["restore_cpu"] = {"8 layers": lc, "one base": fc}
+    rows.append(("Restore CPU time (user+sys), median", f"{lc:.2f} s{reps('layers_restore_cpu_secs')}",
+                 f"{fc:.2f} s{reps('flat_restore_cpu_secs')}", f"{fmt_ratio(ratio(lc, fc))}"))
+    lr, fr = g("layers_restore_rss_kib"), g("flat_restore_rss_kib")
+    rows.append(("Restore peak RSS, median", fmt_bytes(lr * 1024), fmt_bytes(fr * 1024), f"{fmt_ratio(ratio(lr, fr))}"))
+    lb = g("layers_layer_bytes")
+    rows.append(("Layers (uncompressed canonical bytes, all tiers)",
+                 f"{r.get('layers_count', '?')}: {fmt_bytes(lb)} ({fmt_pct(pct(lb, restored))} of the base)",
+                 r.get("flat_layers", "?"), ""))
+    rows.append(("Repository size (all snapshots)", fmt_bytes(g("layers_repo_bytes")), fmt_bytes(g("flat_repo_bytes")), ""))
+    b0 = g("layers_backup0_secs")
+    lay = [g(f"layers_backup{k}_secs") for k in range(1, 9)]
+    lay = [x for x in lay if x is not None]
+    if b0 and lay:
+        rows.append(("Backup wall time: the first (a base) / mean of the 8 that stored a layer",
+                     f"{sum(lay) / len(lay):.2f} s per layer ({min(lay):.1f}-{max(lay):.1f})", f"{b0:.2f} s", ""))
+    if "layers_count_after9" in r:
+        rows.append(("Ninth changed version (parent has 8 layers): layers after, bytes stored",
+                     f"{r['layers_count_after9']}; {fmt_bytes(g('layers_added9_bytes'))}", "", ""))
+    return rows, out
+
+
+def blobs_label(r, style):
+    """The large repository's blob count: "2M" (short) or "2,000,000"."""
+    n = int(num(r, "heap_index_blobs", 2_000_000))
+    if style == "short":
+        return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k" if n >= 1000 else str(n)
+    return f"{n:,}"
+
+
 def heap_rows(r):
     if "heap_heap_ratio" not in r:
         return []
     g = lambda k: num(r, "heap_" + k)
+    reps = lambda k: (" [" + ", ".join(f"{float(x):.0f}" if "MiB" in k else f"{float(x):.2f}"
+                                        for x in r["heap_" + k + "__reps"].split()) + "]") if "heap_" + k + "__reps" in r else ""
     return [
         ("Peak heap, backup of 64 MiB, cold cache (cache built from the index objects)",
-         f"{g('empty_cold_peak_heap_MiB'):.1f} MiB", f"{g('large_cold_peak_heap_MiB'):.1f} MiB",
-         g("heap_ratio"), f"cache build {g('cache_build_s'):.1f} s"),
+         f"{g('empty_cold_peak_heap_MiB'):.1f} MiB{reps('empty_cold_peak_heap_MiB')}",
+         f"{g('large_cold_peak_heap_MiB'):.1f} MiB{reps('large_cold_peak_heap_MiB')}",
+         g("heap_ratio"), f"runs{reps('heap_ratio')}; cache build {g('cache_build_s'):.1f} s" if reps("heap_ratio")
+         else f"cache build {g('cache_build_s'):.1f} s"),
         ("Peak heap, backup of 64 MiB, warm cache (cache up to date)",
-         f"{g('empty_warm_peak_heap_MiB'):.1f} MiB", f"{g('large_warm_peak_heap_MiB'):.1f} MiB",
-         g("heap_ratio_warm"), ""),
+         f"{g('empty_warm_peak_heap_MiB'):.1f} MiB{reps('empty_warm_peak_heap_MiB')}",
+         f"{g('large_warm_peak_heap_MiB'):.1f} MiB{reps('large_warm_peak_heap_MiB')}",
+         g("heap_ratio_warm"), f"runs{reps('heap_ratio_warm')}" if reps("heap_ratio_warm") else ""),
     ]
 
 
@@ -224,10 +388,32 @@ def verdicts(r, out):
     v.append(("Restore no slower than restic", rt >= 1, f"strata/restic = {rt:.2f}"))
     v.append(("Unchanged re-backup stores < 0.1% of the data", un < 0.001,
               f"{100 * un:.2g}% ({int(out['unchanged']['strata'])} B of {fmt_bytes(data)})"))
+    _, g = graph_figures(r)
+    if g:
+        v.append((f"Graph-tier backup throughput >= {GRAPH_TP_TARGET}x restic's file backup of the same export",
+                  g["tp_ratio"] >= GRAPH_TP_TARGET,
+                  f"graph/restic = {g['tp_ratio']:.2f} ({g['mbps']['graph']:.1f} against {g['mbps']['restic']:.1f} MB/s)"))
+        sp_ = g["unchanged_pct"]["graph"]
+        v.append((f"Line-shuffled export stores < {GRAPH_SHUF_TARGET:g}% of the first graph backup", sp_ < GRAPH_SHUF_TARGET,
+                  f"{fmt_pct(sp_)} ({int(g['unchanged']['graph'])} B of {fmt_bytes(g['first']['graph'])}; "
+                  f"layers after: {r.get('graph_layers2', '?')})"))
+        cp = g["changed_pct"]["graph"]
+        v.append((f"1%-changed export stores <= {GRAPH_CHANGE_TARGET:g}% of the first graph backup", cp <= GRAPH_CHANGE_TARGET,
+                  f"{fmt_pct(cp)} ({fmt_bytes(g['changed']['graph'])}; restic: {fmt_pct(g['changed_pct']['restic'])} of its first "
+                  f"backup; layers after: {r.get('graph_layers3', '?')})"))
+        v.append((f"Graph-tier repository <= {GRAPH_REPO_TARGET}x restic's for the same export", g["repo_ratio"] <= GRAPH_REPO_TARGET,
+                  f"graph/restic = {g['repo_ratio']:.3f} ({fmt_bytes(g['repo']['graph'])} against {fmt_bytes(g['repo']['restic'])})"))
+    _, lo = layer_figures(r)
+    if lo:
+        v.append((f"Restore of tiers with 8 layers <= {LAYERS_TARGET}x the same tiers as one base "
+                  f"({fmt_bytes(num(r, 'layers_restore_bytes'))} graph)", lo["restore_ratio"] <= LAYERS_TARGET,
+                  f"{lo['restore_ratio']:.2f} (median wall time {lo['restore_secs']['8 layers']:.2f} s against "
+                  f"{lo['restore_secs']['one base']:.2f} s; CPU {fmt_ratio(ratio(lo['restore_cpu']['8 layers'], lo['restore_cpu']['one base']))}x)"))
     if "heap_heap_ratio" in r:
         hc, hw = num(r, "heap_heap_ratio"), num(r, "heap_heap_ratio_warm")
-        v.append(("Backup peak heap, 2M-blob / empty repository <= 1.2 (cold cache)", hc <= 1.2, f"{hc:.2f}"))
-        v.append(("Backup peak heap, 2M-blob / empty repository <= 1.2 (warm cache)", hw <= 1.2, f"{hw:.2f}"))
+        b = blobs_label(r, "short")
+        v.append((f"Backup peak heap, {b}-blob / empty repository <= 1.2 (cold cache)", hc <= 1.2, f"{hc:.2f}"))
+        v.append((f"Backup peak heap, {b}-blob / empty repository <= 1.2 (warm cache)", hw <= 1.2, f"{hw:.2f}"))
     elif r.get("heap_failed"):
         v.append(("Backup peak heap does not grow with the index", False, "benchmark failed to run"))
     return v
@@ -257,7 +443,10 @@ def machine(r):
         ("strata", r.get("strata", "?")),
         ("page cache", r.get("cache", "?")),
         ("data", f"{fmt_bytes(num(r, 'data_bytes'))} ({int(num(r, 'data_bytes'))} bytes) in {r.get('data_files', '?')} files, "
-                 f"-bytes {r.get('size_arg', '?')}; {r.get('changed_files_differ', '?')} of them differ in the 1%-changed version"),
+                 f"-bytes {r.get('size_arg', '?')}; {r.get('changed_files_differ', '?')} of them differ in the 1%-changed version"
+                 + (f", {r['shuffled_files_differ']} in the line-shuffled copy" if "shuffled_files_differ" in r else "")),
+        *((("layered-restore data", f"{fmt_bytes(num(r, 'layers_data_bytes'))} (-bytes {r.get('layers_size_arg', '?')}), "
+            "then 8 versions with -change 0.01 -change-seed 1..8"),) if "layers_data_bytes" in r else ()),
         ("load average (1, 5, 15 min) at start, end", f"{r.get('loadavg_start', '?')}; {r.get('loadavg_end', '?')}"
                                                         + (" (busy: other work shared the cores, wall times are unreliable)"
                                                            if busy(r) else "")),
@@ -265,16 +454,28 @@ def machine(r):
     ]
 
 
-def text_table(r, rows, heap, verd, mach):
+def text_table(r, rows, heap, verd, mach, grows=(), lrows=()):
     w0 = max(len(x[0]) for x in rows + heap) if heap else max(len(x[0]) for x in rows)
     w1 = max(len(x[1]) for x in rows + heap)
     w2 = max(len(x[2]) for x in rows + heap)
     lines = [f"{'figure':<{w0}} | {'restic':>{w1}} | {'strata':>{w2}} | ratio (>1: strata better)", "-" * (w0 + w1 + w2 + 36)]
     for f, a, b, rt, how in rows:
         lines.append(f"{f:<{w0}} | {a:>{w1}} | {b:>{w2}} | {fmt_ratio(rt)} ({how})")
+    if grows:
+        lines.append("")
+        lines.append("Graph tiers (strata backup --tier fast=... --tier warm=... --tier cold=...) vs file backups of the same export:")
+        lines.append(" | ".join(("figure", "restic, files", "strata, files", "strata, graph tiers", "ratio", "target")))
+        for row in grows:
+            lines.append(" | ".join(row))
+    if lrows:
+        lines.append("")
+        lines.append(f"Graph-tier restore, 8 delta layers vs one base ({fmt_bytes(num(r, 'layers_restore_bytes'))} restored):")
+        lines.append(" | ".join(("figure", "8 layers", "one base", "layers/base")))
+        for row in lrows:
+            lines.append(" | ".join(row))
     if heap:
         lines.append("")
-        lines.append(f"{'BenchmarkBackupHeapLargeIndex':<{w0}} | {'empty repo':>{w1}} | {'2M blobs':>{w2}} | 2M/empty (target <= 1.2)")
+        lines.append(f"{'BenchmarkBackupHeapLargeIndex':<{w0}} | {'empty repo':>{w1}} | {blobs_label(r, 'short') + ' blobs':>{w2}} | {blobs_label(r, 'short')}/empty (target <= 1.2)")
         for f, a, b, rt, note in heap:
             lines.append(f"{f:<{w0}} | {a:>{w1}} | {b:>{w2}} | {fmt_ratio(rt)} {note}")
     lines.append("")
@@ -288,7 +489,7 @@ def text_table(r, rows, heap, verd, mach):
     return "\n".join(lines)
 
 
-def md_results(r, rows, heap, verd, mach):
+def md_results(r, rows, heap, verd, mach, grows=(), lrows=()):
     L = [BEGIN, "", f"## Results ({r.get('date', '?')})", ""]
     n = int(num(r, "rounds", 1))
     if n > 1:
@@ -301,10 +502,32 @@ def md_results(r, rows, heap, verd, mach):
     for f, a, b, rt, how in rows:
         L.append(f"| {f} | {a} | {b} | {fmt_ratio(rt)} ({how}) |")
     L.append("")
-    if heap:
-        L.append("`BenchmarkBackupHeapLargeIndex` (strata only; peak Go heap sampled every 5 ms):")
+    if grows:
+        L.append("Graph tiers: strata backs the same export up as three graph tiers (`--tier fast=... --tier warm=... "
+                 "--tier cold=...`, a third repository), beside restic's and strata's file backups of the same files "
+                 "in the same round:")
         L.append("")
-        L.append("| figure | empty repository | 2,000,000-blob repository | ratio (target <= 1.2) |")
+        L.append("| figure | restic, files | strata, files | strata, graph tiers | ratio | target |")
+        L.append("| --- | ---: | ---: | ---: | ---: | --- |")
+        for row in grows:
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
+    if lrows:
+        L.append(f"Graph-tier restore of the same {fmt_bytes(num(r, 'layers_restore_bytes'))} graph (three tiers) "
+                 "from 8 delta layers per tier and from one base per tier (`strata restore latest --target DIR`, "
+                 f"{r.get('layers_restore_reps', '3')} times each, alternating; [each run]):")
+        L.append("")
+        L.append("| figure | 8 delta layers | one base | 8 layers / one base |")
+        L.append("| --- | ---: | ---: | ---: |")
+        for row in lrows:
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
+    if heap:
+        n = r.get("heap_count", "1")
+        L.append("`BenchmarkBackupHeapLargeIndex` (strata only; peak Go heap sampled every 5 ms"
+                 + (f"; each figure the median of {n} runs, [each run]" if n != "1" else "") + "):")
+        L.append("")
+        L.append(f"| figure | empty repository | {blobs_label(r, 'long')}-blob repository | ratio (target <= 1.2) |")
         L.append("| --- | ---: | ---: | ---: |")
         for f, a, b, rt, note in heap:
             L.append(f"| {f} | {a} | {b} | {fmt_ratio(rt)}{' (' + note + ')' if note else ''} |")
@@ -319,7 +542,7 @@ def md_results(r, rows, heap, verd, mach):
     for name, ok, detail in verd:
         L.append(f"- {'**PASS**' if ok else '**FAIL**'} {name}: {detail}")
     L.append("")
-    L.append("![throughput and peak RSS, restic vs strata](performance.svg)")
+    L.append("![throughput, peak RSS, bytes stored and layered restore, restic vs strata](performance.svg)")
     L.append("")
     L.append("Machine and run:")
     L.append("")
@@ -367,60 +590,87 @@ def nice_max(v):
 
 
 def svg(r, out):
-    """Grouped bar charts: throughput (MB/s), peak RSS (MiB) and, when the Go
-    benchmark ran, its peak heap (MiB)."""
-    colors = {"restic": "#7f8c9a", "strata": "#2a7ab0", "empty": "#9fc5e8", "2M blobs": "#1f5f8b"}
+    """Grouped bar charts, three to a row: throughput (MB/s), peak RSS (MiB),
+    and, when measured, bytes stored by the graph tiers against the file
+    backups, the layered restore and the Go benchmark's peak heap."""
+    colors = {"restic": "#7f8c9a", "strata": "#2a7ab0", "strata graph tiers": "#e0892b",
+              "empty": "#9fc5e8", "large": "#1f5f8b", "8 layers": "#e0892b", "one base": "#f3c58f"}
     mib = lambda v: v / (1 << 20)
+    _, g = graph_figures(r)
+    _, lo = layer_figures(r)
+    both = ("restic", "strata")
+    three = both + ("strata graph tiers",) if g else both
+    gv = lambda k: {"restic": g[k]["restic"], "strata": g[k]["strata"], "strata graph tiers": g[k]["graph"]} if g else None
+    b_tp = gv("mbps") or out["backup_mbps"]
+    b_rss = gv("rss") or out["backup_rss"]
+    f0 = lambda v: f"{v:.0f}"
     panels = [
-        ("Throughput, MB/s (higher is better)", ("restic", "strata"),
-         [("backup", out["backup_mbps"]), ("restore", out["restore_mbps"])], lambda v: v),
-        ("Peak RSS, MiB (lower is better)", ("restic", "strata"),
-         [("backup", out["backup_rss"]), ("restore", out["restore_rss"])], mib),
+        ("Throughput, MB/s (higher is better)", three,
+         [("backup", b_tp), ("restore", out["restore_mbps"])], lambda v: v, f0),
+        ("Peak RSS, MiB (lower is better)", three,
+         [("backup", b_rss), ("restore", out["restore_rss"])], mib, f0),
     ]
+    if g:
+        panels.append(("Bytes stored, % of the first backup", three,
+                       [("same data again*", gv("unchanged_pct")), ("1% of records changed", gv("changed_pct"))],
+                       lambda v: v, lambda v: "0" if v < 0.05 else f"{v:.2g}" if v < 10 else f"{v:.0f}"))
+    if lo:
+        panels.append((f"Graph restore, {fmt_bytes(num(r, 'layers_restore_bytes'))}: seconds", ("8 layers", "one base"),
+                       [("wall time", lo["restore_secs"]), ("CPU time", lo["restore_cpu"])], lambda v: v,
+                       lambda v: f"{v:.1f}"))
     if "heap_heap_ratio" in r:
-        g = lambda k: num(r, "heap_" + k)
-        panels.append(("strata backup peak heap, MiB", ("empty", "2M blobs"),
-                       [("cold cache", {"empty": g("empty_cold_peak_heap_MiB"), "2M blobs": g("large_cold_peak_heap_MiB")}),
-                        ("warm cache", {"empty": g("empty_warm_peak_heap_MiB"), "2M blobs": g("large_warm_peak_heap_MiB")})],
-                       lambda v: v))
-    pw, ph, top, left, gap = 280, 200, 64, 56, 90
-    W = left + len(panels) * pw + (len(panels) - 1) * gap + 30
-    H = 340
+        h = lambda k: num(r, "heap_" + k)
+        big = blobs_label(r, "short") + " blobs"
+        colors[big] = colors["large"]
+        panels.append(("strata backup peak heap, MiB", ("empty", big),
+                       [("cold cache", {"empty": h("empty_cold_peak_heap_MiB"), big: h("large_cold_peak_heap_MiB")}),
+                        ("warm cache", {"empty": h("empty_warm_peak_heap_MiB"), big: h("large_warm_peak_heap_MiB")})],
+                       lambda v: v, f0))
+    pw, ph, top, left, gap, rowh, cols = 280, 200, 64, 56, 90, 330, 3
+    nrows = (len(panels) + cols - 1) // cols
+    W = left + cols * pw + (cols - 1) * gap + 30
+    H = 40 + nrows * rowh + (30 if g else 0)
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
          'font-family="sans-serif" font-size="12">',
          f'<rect width="{W}" height="{H}" fill="white"/>',
          f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">'
          f'strata vs restic, {html.escape(fmt_bytes(num(r, "data_bytes")))} graph export, '
          f'{html.escape(r.get("nproc", "?"))} cores, make bench of {html.escape(r.get("date", "?")[:10])}</text>']
-    for i, (title, series, groups, conv) in enumerate(panels):
-        x0 = left + i * (pw + gap)
+    for i, (title, series, groups, conv, fmt) in enumerate(panels):
+        x0 = left + (i % cols) * (pw + gap)
+        y0 = top + (i // cols) * rowh
         vals = [conv(gr[t]) for _, gr in groups for t in series if gr.get(t) is not None]
         vmax, step = nice_max(max(vals) * 1.08 if vals else 1)
-        s.append(f'<text x="{x0 + pw / 2}" y="{top - 16}" text-anchor="middle" font-weight="bold">{html.escape(title)}</text>')
+        s.append(f'<text x="{x0 + pw / 2}" y="{y0 - 16}" text-anchor="middle" font-weight="bold">{html.escape(title)}</text>')
         for k in range(5):
-            y = top + ph - ph * k / 4
+            y = y0 + ph - ph * k / 4
             s.append(f'<line x1="{x0 - 4}" y1="{y:.1f}" x2="{x0 + pw}" y2="{y:.1f}" stroke="{"black" if k == 0 else "#ddd"}"/>')
             s.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#444">{step * k:g}</text>')
-        s.append(f'<line x1="{x0}" y1="{top}" x2="{x0}" y2="{top + ph}" stroke="black"/>')
+        s.append(f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y0 + ph}" stroke="black"/>')
         gw = pw / len(groups)
-        bw = gw * 0.3
+        bw = gw * (0.6 / len(series))
         for j, (name, gr) in enumerate(groups):
             gx = x0 + j * gw + gw * 0.2
             for k, t in enumerate(series):
                 if gr.get(t) is None:
                     continue
                 v = conv(gr[t])
-                h = ph * v / vmax
+                hgt = ph * v / vmax
                 bx = gx + k * bw
-                s.append(f'<rect x="{bx:.1f}" y="{top + ph - h:.1f}" width="{bw:.1f}" height="{h:.1f}" fill="{colors[t]}">'
-                         f'<title>{html.escape(t)}, {html.escape(name)}: {v:.1f}</title></rect>')
-                s.append(f'<text x="{bx + bw / 2:.1f}" y="{top + ph - h - 4:.1f}" text-anchor="middle">{v:.0f}</text>')
-            s.append(f'<text x="{gx + bw:.1f}" y="{top + ph + 16}" text-anchor="middle">{html.escape(name)}</text>')
-        ly = top + ph + 44
-        for k, t in enumerate(series):
-            lx = x0 + pw / 2 - 70 + k * 90
+                s.append(f'<rect x="{bx:.1f}" y="{y0 + ph - hgt:.1f}" width="{bw:.1f}" height="{hgt:.1f}" fill="{colors[t]}">'
+                         f'<title>{html.escape(t)}, {html.escape(name)}: {v:.4g}</title></rect>')
+                s.append(f'<text x="{bx + bw / 2:.1f}" y="{y0 + ph - hgt - 4:.1f}" text-anchor="middle">{html.escape(fmt(v))}</text>')
+            s.append(f'<text x="{gx + bw * len(series) / 2:.1f}" y="{y0 + ph + 16}" text-anchor="middle">{html.escape(name)}</text>')
+        ly = y0 + ph + 44
+        widths = [16 + 6.6 * len(t) + 18 for t in series]  # swatch, label, gap
+        lx = x0 + pw / 2 - sum(widths) / 2
+        for t, w in zip(series, widths):
             s.append(f'<rect x="{lx:.1f}" y="{ly - 10}" width="12" height="12" fill="{colors[t]}"/>')
-            s.append(f'<text x="{lx + 18:.1f}" y="{ly}">{html.escape(t)}</text>')
+            s.append(f'<text x="{lx + 16:.1f}" y="{ly}">{html.escape(t)}</text>')
+            lx += w
+    if g:
+        s.append(f'<text x="{left}" y="{H - 14}" fill="#444">* same data again: restic and strata back the same files up '
+                 'again; strata graph tiers back up the same graph with every file&#39;s lines shuffled.</text>')
     s.append("</svg>")
     return "\n".join(s) + "\n"
 
@@ -430,12 +680,14 @@ def main():
         sys.exit(__doc__)
     r = load(sys.argv[1])
     rows, out = figures(r)
+    grows, _ = graph_figures(r)
+    lrows, _ = layer_figures(r)
     heap = heap_rows(r)
     verd = verdicts(r, out)
     mach = machine(r)
-    print(text_table(r, rows, heap, verd, mach))
+    print(text_table(r, rows, heap, verd, mach, grows, lrows))
     if len(sys.argv) == 4:
-        write_md(sys.argv[2], md_results(r, rows, heap, verd, mach))
+        write_md(sys.argv[2], md_results(r, rows, heap, verd, mach, grows, lrows))
         with open(sys.argv[3], "w") as f:
             f.write(svg(r, out))
         print(f"\nwrote {sys.argv[2]} and {sys.argv[3]}")

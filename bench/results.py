@@ -3,11 +3,17 @@
 
     results.py snapshot-id OUT          snapshot id from a tool's --json backup output
     results.py reported OUT TOOL PHASE  bytes the tool says it added, files unmodified
-    results.py heap GO_TEST_OUT         the metrics of BenchmarkBackupHeapLargeIndex
+    results.py heap GO_TEST_OUT         the metrics of BenchmarkBackupHeapLargeIndex (medians, with -count N)
     results.py merge W N                medians of W/round1..N.txt (KEY__rounds keeps each round)
     results.py size 1GiB                bytes
+    results.py shuffle SRC DST SEED     every file of SRC with its lines shuffled (fixed seed) into DST
+    results.py layers < SNAPSHOT_JSON   each tier's layer count: "cold:N fast:N warm:N"
+    results.py layer-bytes < SNAPSHOT   the bytes of all the tiers' layers
+    results.py median TOOL PHASE RES    median of TOOL_PHASE{1,2,...}_{secs,rss_kib,cpu_secs} in RES
 """
 import json
+import os
+import random
 import re
 import statistics
 import sys
@@ -32,11 +38,18 @@ def main(argv):
         print(f"{tool}_{phase}_reported_added={s[key]}")
         print(f"{tool}_{phase}_files_unmodified={s['files_unmodified']}")
     elif cmd == "heap":
+        runs = {}  # metric -> values, one per run (go test -count N)
         for line in open(argv[2]):
             if line.startswith("BenchmarkBackupHeapLargeIndex"):
                 f = line.split()
                 for v, unit in zip(f[2::2], f[3::2]):
-                    print(f"heap_{re.sub(r'[^A-Za-z0-9]+', '_', unit).strip('_')}={v}")
+                    runs.setdefault(f"heap_{re.sub(r'[^A-Za-z0-9]+', '_', unit).strip('_')}", []).append(v)
+        for k, vals in runs.items():
+            if len(vals) == 1:
+                print(f"{k}={vals[0]}")
+            else:
+                print(f"{k}={statistics.median(float(v) for v in vals):.4g}")
+                print(f"{k}__reps={' '.join(vals)}")
     elif cmd == "merge":
         w, n = argv[2], int(argv[3])
         rounds = []
@@ -58,6 +71,36 @@ def main(argv):
                 continue
             print(f"{k}={statistics.median(nums):g}")
             print(f"{k}__rounds={' '.join(vals)}")
+    elif cmd == "shuffle":
+        src, dst, seed = argv[2], argv[3], int(argv[4])
+        os.makedirs(dst, exist_ok=True)
+        for name in sorted(os.listdir(src)):
+            with open(os.path.join(src, name), "rb") as f:
+                lines = f.readlines()
+            if lines and not lines[-1].endswith(b"\n"):
+                lines[-1] += b"\n"
+            random.Random(f"{seed}/{name}").shuffle(lines)
+            with open(os.path.join(dst, name), "wb") as f:
+                f.writelines(lines)
+            del lines
+    elif cmd == "layers":
+        doc = json.load(sys.stdin)
+        print(" ".join(f"{t['name']}:{len(t.get('layers') or [])}"
+                       for t in sorted(doc.get("tiers") or [], key=lambda t: t["name"])))
+    elif cmd == "layer-bytes":
+        doc = json.load(sys.stdin)
+        print(sum(l["bytes"] for t in doc.get("tiers") or [] for l in t.get("layers") or []))
+    elif cmd == "median":
+        tool, phase, res = argv[2], argv[3], argv[4]
+        r = {}
+        for line in open(res):
+            k, _, v = line.rstrip("\n").partition("=")
+            r[k] = v
+        for m in ("secs", "rss_kib", "cpu_secs"):
+            vals = [r[k] for k in (f"{tool}_{phase}{i}_{m}" for i in range(1, 100)) if k in r]
+            if vals:
+                print(f"{tool}_{phase}_{m}={statistics.median(float(v) for v in vals):g}")
+                print(f"{tool}_{phase}_{m}__reps={' '.join(vals)}")
     elif cmd == "size":
         m = re.fullmatch(r"([0-9.]+)(GiB|MiB|KiB|B)?", argv[2])
         if not m:
