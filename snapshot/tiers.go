@@ -182,16 +182,40 @@ func (e *IntegrityError) Error() string {
 
 func (e *IntegrityError) Unwrap() error { return ErrIntegrity }
 
+// checkItem is one record on its way to the integrity checker.
+type checkItem struct {
+	tier string
+	line int
+	rec  *graph.Record
+}
+
+// checkBatch is how many records a reader hands the checker at a time.
+const checkBatch = 512
+
 // captureGraphs reads every graph tier concurrently into its own external
-// sorter and one shared integrity checker. Nothing touches the repository:
-// a malformed line or a failed check leaves no trace there.
+// sorter; one goroutine feeds every record to the shared integrity checker,
+// so readers never wait on each other or on the checker's spills (a mutex
+// per record serialised them). Nothing touches the repository: a malformed
+// line or a failed check leaves no trace there.
 func captureGraphs(ctx context.Context, specs []TierSpec, stdin io.Reader, memory int64, tmp string, p Progress) ([]*capturedTier, *graph.Report, error) {
 	share := memory / int64(len(specs)+1)
 	checker := graph.NewChecker(share, tmp)
 	defer checker.Close()
-	var mu sync.Mutex // the checker is fed from every tier
-	tiers := make([]*capturedTier, len(specs))
 	g, gctx := errgroup.WithContext(ctx)
+	items := make(chan []checkItem, 2*len(specs))
+	checkDone := make(chan error, 1)
+	go func() {
+		var err error
+		for batch := range items {
+			for _, it := range batch {
+				if err == nil {
+					err = checker.Add(it.tier, it.line, it.rec)
+				}
+			}
+		}
+		checkDone <- err
+	}()
+	tiers := make([]*capturedTier, len(specs))
 	for i, spec := range specs {
 		ct := &capturedTier{spec: spec, sorter: graph.NewSorter(share, tmp)}
 		tiers[i] = ct
@@ -203,6 +227,19 @@ func captureGraphs(ctx context.Context, specs []TierSpec, stdin io.Reader, memor
 			defer src.Close()
 			cr := &countingReader{r: src, p: p}
 			rd := graph.NewReader(cr, spec.Name)
+			batch := make([]checkItem, 0, checkBatch)
+			flush := func() error {
+				if len(batch) == 0 {
+					return nil
+				}
+				select {
+				case items <- batch:
+					batch = make([]checkItem, 0, checkBatch)
+					return nil
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
 			for {
 				rec, err := rd.Next()
 				if err == io.EOF {
@@ -218,18 +255,27 @@ func captureGraphs(ctx context.Context, specs []TierSpec, stdin io.Reader, memor
 				if err := ct.sorter.Add(rec, rd.Line()); err != nil {
 					return err
 				}
-				mu.Lock()
-				err = checker.Add(spec.Name, rd.Line(), rec)
-				mu.Unlock()
-				if err != nil {
-					return err
+				// Records are allocated per line, so the checker may
+				// hold them after the reader has moved on.
+				batch = append(batch, checkItem{spec.Name, rd.Line(), rec})
+				if len(batch) == checkBatch {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
+			}
+			if err := flush(); err != nil {
+				return err
 			}
 			ct.bytes = cr.n.Load()
 			return wait()
 		})
 	}
 	err := g.Wait()
+	close(items)
+	if cerr := <-checkDone; err == nil {
+		err = cerr
+	}
 	if err != nil {
 		for _, ct := range tiers {
 			ct.sorter.Close()
