@@ -53,7 +53,7 @@ func (t Tx) String() string {
 	if t.Int {
 		return t.V
 	}
-	return string(appendJSONString(nil, t.V))
+	return string(graph.AppendJSONString(nil, t.V))
 }
 
 // Record is one mutation of the log.
@@ -155,7 +155,7 @@ func parseRecord(text []byte) (*Record, string) {
 		r.PrevLSN, r.HasPrev = p, true
 	}
 	raw = fields["ts"]
-	ts, isStr := decodeString(raw)
+	ts, isStr := graph.DecodeJSONString(raw)
 	if !isStr {
 		return nil, reasonTS + compactOrNull(raw)
 	}
@@ -173,7 +173,7 @@ func parseRecord(text []byte) (*Record, string) {
 			}
 			r.Tx = Tx{Set: true, Int: true, V: v}
 		default:
-			s, isStr := decodeString(raw)
+			s, isStr := graph.DecodeJSONString(raw)
 			if !isStr {
 				return nil, reasonTx
 			}
@@ -189,12 +189,12 @@ func parseRecord(text []byte) (*Record, string) {
 			return nil, reasonTxEnd
 		}
 	}
-	tier, isStr := decodeString(fields["tier"])
-	if !isStr || !ValidTierName(tier) {
+	tier, isStr := graph.DecodeJSONString(fields["tier"])
+	if !isStr || !graph.ValidTierName(tier) {
 		return nil, reasonTier
 	}
 	r.Tier = tier
-	op, _ := decodeString(fields["op"])
+	op, _ := graph.DecodeJSONString(fields["op"])
 	switch op {
 	case "upsert":
 		r.Op = OpUpsert
@@ -215,7 +215,7 @@ func parseRecord(text []byte) (*Record, string) {
 		r.Rec = g
 	case "delete":
 		r.Op = OpDelete
-		kind, _ := decodeString(fields["kind"])
+		kind, _ := graph.DecodeJSONString(fields["kind"])
 		switch kind {
 		case "node":
 			r.Kind = graph.KindNode
@@ -224,7 +224,7 @@ func parseRecord(text []byte) (*Record, string) {
 		default:
 			return nil, reasonKind
 		}
-		id, isStr := decodeString(fields["id"])
+		id, isStr := graph.DecodeJSONString(fields["id"])
 		if !isStr || id == "" {
 			return nil, reasonID
 		}
@@ -298,32 +298,6 @@ func isIntLiteral(raw []byte) bool {
 	return true
 }
 
-// decodeString decodes a JSON string exactly, keeping a lone surrogate as
-// WTF-8 as the graph package does (encoding/json would replace it).
-func decodeString(raw []byte) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' {
-		return "", false
-	}
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), true
-	}
-	line := append([]byte(`{"type":"node","id":"x","labels":[`), raw...)
-	line = append(line, "]}"...)
-	rec, err := graph.NewReader(bytes.NewReader(line), "").Next()
-	if err != nil || len(rec.Labels) != 1 {
-		return "", false
-	}
-	return rec.Labels[0], true
-}
-
-// appendJSONString appends s as a JSON string literal the way graphref and
-// the graph package write it (UTF-8 as is, a WTF-8 surrogate as \uXXXX).
-func appendJSONString(b []byte, s string) []byte {
-	c := graph.NewTombstone(graph.KindNode, s).Canonical
-	const pre, post = `{"id":`, `,"tombstone":true,"type":"node"}`
-	return append(b, c[len(pre):len(c)-len(post)]...)
-}
-
 // compact returns raw JSON without insignificant whitespace (for messages).
 func compact(raw []byte) string {
 	var b bytes.Buffer
@@ -338,21 +312,6 @@ func compactOrNull(raw []byte) string {
 		return "null"
 	}
 	return compact(raw)
-}
-
-// ValidTierName reports whether s matches [A-Za-z0-9][A-Za-z0-9._-]*.
-func ValidTierName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Time is an exact instant: seconds since the epoch and the fractional
@@ -460,20 +419,20 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		b = strconv.AppendUint(b, r.PrevLSN, 10)
 	}
 	b = append(b, `,"ts":`...)
-	b = appendJSONString(b, r.EffTS)
+	b = graph.AppendJSONString(b, r.EffTS)
 	if r.Tx.Set {
 		b = append(b, `,"tx":`...)
 		if r.Tx.Int {
 			b = append(b, r.Tx.V...)
 		} else {
-			b = appendJSONString(b, r.Tx.V)
+			b = graph.AppendJSONString(b, r.Tx.V)
 		}
 	}
 	if r.TxEnd {
 		b = append(b, `,"tx_end":true`...)
 	}
 	b = append(b, `,"tier":`...)
-	b = appendJSONString(b, r.Tier)
+	b = graph.AppendJSONString(b, r.Tier)
 	b = append(b, `,"op":"`...)
 	b = append(b, r.Op.String()...)
 	b = append(b, '"')
@@ -484,7 +443,7 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		b = append(b, `,"kind":"`...)
 		b = append(b, r.Kind.String()...)
 		b = append(b, `","id":`...)
-		b = appendJSONString(b, r.ID)
+		b = graph.AppendJSONString(b, r.ID)
 	}
 	return append(b, '}')
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,15 +48,13 @@ type TierSpec struct {
 	Format string // FormatFiles, FormatGraph, or "" for the default rule
 }
 
-var tierNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-
 // ParseTierSpec parses "NAME=SOURCE".
 func ParseTierSpec(s string) (TierSpec, error) {
 	name, src, ok := strings.Cut(s, "=")
 	if !ok || src == "" {
 		return TierSpec{}, fmt.Errorf("tier %q: want NAME=SOURCE (a file, a directory, - or cmd:COMMAND)", s)
 	}
-	if !tierNameRE.MatchString(name) {
+	if !graph.ValidTierName(name) {
 		return TierSpec{}, fmt.Errorf("tier %q: name must match [A-Za-z0-9][A-Za-z0-9._-]*", name)
 	}
 	return TierSpec{Name: name, Source: src}, nil
