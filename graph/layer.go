@@ -14,6 +14,14 @@ import (
 // upserts as the whole new record and deletions as tombstone lines. Diff
 // computes a layer from two states, Apply merges a base and its layers back
 // into a state, both in one streaming pass over sorted input.
+//
+// A layer built from the mutation log (oplog.Replay's layer mode) also holds
+// detach lines, {"id":"42","type":"detach"} (NewDetach), first in the
+// stream: node 42 was deleted during the layer's interval, so every
+// relationship of an older input that starts or ends at it, in any tier,
+// is gone. The log cannot name those relationships without reading the
+// base, so the layer names the node and Apply drops them. Diff writes no
+// detach lines: it names every deleted relationship by its tombstone.
 
 // ordered wraps an input stream and checks that it is in strict canonical
 // order: an id defined twice or out of order would make a merge silently
@@ -21,13 +29,19 @@ import (
 type ordered struct {
 	it   Iterator
 	what string
-	last *Record
+	// state: the input is a state (Diff's inputs, Apply's base), where a
+	// detach line is an error.
+	state bool
+	last  *Record
 }
 
 func (o *ordered) next() (*Record, error) {
 	rec, err := o.it.Next()
 	if err != nil {
 		return nil, err
+	}
+	if o.state && rec.Kind == KindDetach {
+		return nil, fmt.Errorf("%s: detach line for node %s in a state (detach lines belong only in delta layers)", o.what, rec.ID)
 	}
 	if o.last != nil && Compare(o.last, rec) >= 0 {
 		if Compare(o.last, rec) == 0 {
@@ -58,8 +72,8 @@ func (o *ordered) nextOrNil() (*Record, error) {
 // true: a tombstone record). Records compare by their canonical bytes. Diff
 // does not close the iterators.
 func Diff(old, new Iterator, emit func(rec *Record, tombstone bool) error) error {
-	o := &ordered{it: old, what: "old state"}
-	n := &ordered{it: new, what: "new state"}
+	o := &ordered{it: old, what: "old state", state: true}
+	n := &ordered{it: new, what: "new state", state: true}
 	a, err := o.nextOrNil()
 	if err != nil {
 		return fmt.Errorf("diff records: %w", err)
@@ -103,9 +117,15 @@ func Diff(old, new Iterator, emit func(rec *Record, tombstone bool) error) error
 
 // Apply returns the state that results from applying layers (oldest first)
 // to base, in canonical order: for each kind and id the record of the newest
-// input that has one, left out if that is a tombstone. It streams: one
-// record per input is held. Every input must be in strict canonical order.
+// input that has one, left out if that is a tombstone, and a relationship
+// left out if a newer input than the one it comes from has a detach line
+// for its start or end node. Detach lines are never in the result; one in
+// the base is an error. Every input must be in strict canonical order.
 // The result owns the inputs: closing it closes them all.
+//
+// It streams: one record per input is held, plus the ids of the layers'
+// detach lines (the nodes the log deleted: bounded by the log, not by the
+// graph).
 func Apply(base Iterator, layers []Iterator) Iterator {
 	a := &applyIter{}
 	for i, it := range append([]Iterator{base}, layers...) {
@@ -113,7 +133,7 @@ func Apply(base Iterator, layers []Iterator) Iterator {
 		if i > 0 {
 			what = fmt.Sprintf("layer %d", i)
 		}
-		a.srcs = append(a.srcs, &ordered{it: it, what: what})
+		a.srcs = append(a.srcs, &ordered{it: it, what: what, state: i == 0})
 	}
 	return a
 }
@@ -122,7 +142,10 @@ type applyIter struct {
 	srcs    []*ordered
 	h       recordHeap
 	started bool
-	err     error
+	// detached maps a node id to the newest input (layer number) that has
+	// a detach line for it.
+	detached map[string]int
+	err      error
 }
 
 // heads are the current records of the inputs; for equal keys the newest
@@ -187,7 +210,7 @@ func (a *applyIter) Next() (*Record, error) {
 		heap.Init(&a.h)
 	}
 	for len(a.h) > 0 {
-		top := a.h[0].rec
+		top, src := a.h[0].rec, a.h[0].src
 		// Drop the older inputs' records of the same key.
 		if err := a.advance(); err != nil {
 			a.err = fmt.Errorf("apply layers: %w", err)
@@ -199,12 +222,36 @@ func (a *applyIter) Next() (*Record, error) {
 				return nil, a.err
 			}
 		}
-		if !top.Tombstone {
+		switch {
+		case top.Kind == KindDetach:
+			// The heap merges the inputs in canonical order, where every
+			// detach line sorts before every node and relationship: the
+			// heap's top is a detach line as long as any input has one
+			// left. So when the first relationship leaves the heap, every
+			// input's detach lines have been read and this map is
+			// complete. Of equal keys the newest input comes first (the
+			// older ones were just dropped): src is the newest layer that
+			// detaches the node.
+			if a.detached == nil {
+				a.detached = make(map[string]int)
+			}
+			a.detached[top.ID] = src
+		case top.Tombstone:
+		case top.Kind == KindRelationship && (a.detachedAfter(top.StartID, src) || a.detachedAfter(top.EndID, src)):
+			// Its node was deleted in a newer layer than the one the
+			// relationship comes from: detached with it.
+		default:
 			return top, nil
 		}
 	}
 	a.err = io.EOF
 	return nil, io.EOF
+}
+
+// detachedAfter reports whether an input newer than src detaches node.
+func (a *applyIter) detachedAfter(node string, src int) bool {
+	k, ok := a.detached[node]
+	return ok && k > src
 }
 
 func (a *applyIter) Close() error {
@@ -218,8 +265,9 @@ func (a *applyIter) Close() error {
 }
 
 // NewLineIterator reads a stream of canonical lines, as WriteLines writes
-// them: a base or a delta layer, tombstone lines included. A line that is
-// malformed or not in canonical form is a *SyntaxError (which names tier).
+// them: a base or a delta layer, tombstone and detach lines included (Apply
+// refuses a detach line in the base). A line that is malformed or not in
+// canonical form is a *SyntaxError (which names tier).
 // Closing the iterator does not close r.
 func NewLineIterator(r io.Reader, tier string) Iterator {
 	rd := NewReader(r, tier)

@@ -20,8 +20,10 @@ type Reader struct {
 	long  []byte // a line longer than the bufio buffer
 	canon canonicalizer
 	ext   extractor
-	// tombstones makes tombstone lines tombstones, strict requires every
-	// line to be canonical (NewLineIterator).
+	// tombstones (a delta layer) makes tombstone lines tombstones and
+	// accepts detach lines, which are otherwise malformed (an unknown
+	// "type"); strict requires every line to be canonical
+	// (NewLineIterator).
 	tombstones, strict bool
 	err                error // sticky: a read error ends the stream
 }

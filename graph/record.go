@@ -7,7 +7,8 @@
 // The reference semantics are ../shared/tools/graphref.py: a record's
 // canonical line is byte for byte what graphref writes for it, records are
 // ordered nodes first, then by the UTF-8 bytes of the id, and the malformed
-// line rules and reasons are graphref's.
+// line rules and reasons are graphref's. (Delta layers add tombstone and
+// detach lines, which graphref does not know; see layer.go.)
 //
 // Everything here streams: the Reader holds one line, the Sorter and the
 // Checker spill to temporary files beyond a memory limit, Diff and Apply merge
@@ -24,19 +25,41 @@ import (
 	"strconv"
 )
 
-// Kind is the type of a record. Nodes order before relationships.
+// Kind is the type of a record. Canonical order (Compare) is detach lines,
+// then nodes, then relationships.
 type Kind uint8
 
 const (
 	KindNode         Kind = 0
 	KindRelationship Kind = 1
+	// KindDetach is a detach line, which only a delta layer holds (see
+	// NewDetach). Its value is 2 so that the zero Kind stays a node; its
+	// place in the canonical order (first) is kindOrder's.
+	KindDetach Kind = 2
 )
 
 func (k Kind) String() string {
-	if k == KindNode {
+	switch k {
+	case KindNode:
 		return "node"
+	case KindRelationship:
+		return "relationship"
+	case KindDetach:
+		return "detach"
 	}
-	return "relationship"
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// kindOrder is the kind's place in the canonical order: detach lines sort
+// before nodes, so that Apply has read every layer's detach lines before the
+// first relationship leaves the merge. (The Sorter orders by the Kind byte
+// and its decoder takes only nodes and relationships: detach lines do not go
+// through a Sorter; oplog.Replay writes them from memory.)
+func kindOrder(k Kind) int {
+	if k == KindDetach {
+		return -1
+	}
+	return int(k)
 }
 
 // Record is one graph record. A Record returned by this package is owned by
@@ -56,6 +79,10 @@ type Record struct {
 	StartLabels, EndLabels []string
 	// Tombstone marks a deletion in a delta layer: Canonical is then
 	// {"id":"X","tombstone":true,"type":"node"} and only Kind and ID are set.
+	// A detach line (Kind KindDetach, see NewDetach) has Tombstone set too:
+	// it is a layer-only record, and every reader of a state that refuses
+	// tombstones (or skips them) so refuses (or skips) it as well, rather
+	// than taking it for a node or a relationship.
 	Tombstone bool
 	// Line is the line number the record was read from (0 if unknown).
 	Line int
@@ -63,11 +90,12 @@ type Record struct {
 	Canonical []byte
 }
 
-// Compare orders records canonically: nodes before relationships, then by
-// the bytes of the id. It returns -1, 0 or +1.
+// Compare orders records canonically: detach lines (in a layer) before
+// nodes before relationships, then by the bytes of the id. It returns -1, 0
+// or +1.
 func Compare(a, b *Record) int {
 	if a.Kind != b.Kind {
-		if a.Kind < b.Kind {
+		if kindOrder(a.Kind) < kindOrder(b.Kind) {
 			return -1
 		}
 		return 1
@@ -81,13 +109,30 @@ func Compare(a, b *Record) int {
 	return 0
 }
 
-// NewTombstone returns the tombstone record that deletes (kind, id).
+// NewTombstone returns the tombstone record that deletes (kind, id). For
+// KindDetach it is NewDetach(id).
 func NewTombstone(kind Kind, id string) *Record {
+	if kind == KindDetach {
+		return NewDetach(id)
+	}
 	b := append([]byte(`{"id":`), appendString(nil, []byte(id))...)
 	b = append(b, `,"tombstone":true,"type":"`...)
 	b = append(b, kind.String()...)
 	b = append(b, `"}`...)
 	return &Record{Kind: kind, ID: id, Tombstone: true, Canonical: b}
+}
+
+// NewDetach returns the detach line of node id: {"id":"42","type":"detach"}.
+// It says that the node was deleted, with detach semantics, during the
+// interval the delta layer covers: Apply drops every relationship of an
+// older input (the base or an older layer) that starts or ends at it, in
+// any tier. A detach line is not a deletion of the node itself (the layer
+// of the node's tier holds its tombstone, or its new record if it was
+// created again) and is never part of a state.
+func NewDetach(id string) *Record {
+	b := append([]byte(`{"id":`), appendString(nil, []byte(id))...)
+	b = append(b, `,"type":"detach"}`...)
+	return &Record{Kind: KindDetach, ID: id, Tombstone: true, Canonical: b}
 }
 
 // SyntaxError is a malformed line: the tier and line it is in and the reason,
@@ -113,6 +158,8 @@ const (
 	reasonProperties = `field "properties" must be an object`
 	reasonLabels     = `field "labels" must be a list of strings`
 	reasonRelLabel   = `relationship field "label" must be a non-empty string`
+	// A layer's detach line (not a graphref reason: graphref has no layers).
+	reasonDetach = `a detach line has exactly the fields "id" and "type"`
 )
 
 func reasonEndpoint(end string) string {
@@ -154,8 +201,10 @@ const internLimit = 4096
 
 // record checks the object c just canonicalised against graphref's record
 // rules (record_problem, in its order) and builds the Record, or returns the
-// reason it is malformed. With tombstones set, a line of exactly the
-// tombstone form ({"id","tombstone":true,"type"}) yields a tombstone.
+// reason it is malformed. With tombstones set (a delta layer), a line of
+// exactly the tombstone form ({"id","tombstone":true,"type"}) yields a
+// tombstone and a line {"id","type":"detach"} a detach line; without, type
+// "detach" is malformed as any other unknown type is.
 func (x *extractor) record(c *canonicalizer, tombstones bool) (*Record, string) {
 	canon, ms := c.out, c.spans
 	if len(canon) == 0 || canon[0] != '{' {
@@ -196,11 +245,24 @@ func (x *extractor) record(c *canonicalizer, tombstones bool) (*Record, string) 
 		rec.Kind = KindNode
 	case `"relationship"`:
 		rec.Kind = KindRelationship
+	case `"detach"`:
+		if !tombstones {
+			return nil, reasonType
+		}
+		rec.Kind = KindDetach
 	default:
 		return nil, reasonType
 	}
 	if len(id) < 3 || id[0] != '"' {
 		return nil, reasonID
+	}
+	if rec.Kind == KindDetach {
+		if len(ms) != 2 {
+			return nil, reasonDetach
+		}
+		rec.Tombstone = true
+		rec.ID = string(x.decode(id))
+		return rec, ""
 	}
 	if tombstones && len(ms) == 3 && string(tomb) == "true" {
 		rec.Tombstone = true
