@@ -1,6 +1,7 @@
 package oplog
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -59,10 +60,12 @@ func SegmentKey(gen, first, last uint64, id chunk.ID) string {
 
 // ParseSegmentKey parses a segment key (not a heartbeat).
 func ParseSegmentKey(key string) (Segment, error) {
-	bad := fmt.Errorf("not an oplog segment key: %q", key)
+	// The error is built only when needed: listing a generation parses
+	// every key, on every Append.
+	bad := func() error { return fmt.Errorf("not an oplog segment key: %q", key) }
 	rest, ok := strings.CutPrefix(key, repo.PrefixOplog+"/")
 	if !ok || len(rest) != 10+1+20+1+20+1+64 || rest[10] != '/' || rest[31] != '-' || rest[52] != '-' {
-		return Segment{}, bad
+		return Segment{}, bad()
 	}
 	digits := func(s string) (uint64, bool) {
 		for i := 0; i < len(s); i++ {
@@ -78,7 +81,7 @@ func ParseSegmentKey(key string) (Segment, error) {
 	last, ok3 := digits(rest[32:52])
 	id, err := chunk.ParseID(rest[53:])
 	if !ok1 || !ok2 || !ok3 || err != nil || gen == 0 || first == 0 || last < first || id.String() != rest[53:] {
-		return Segment{}, bad
+		return Segment{}, bad()
 	}
 	return Segment{Key: key, Generation: gen, FirstLSN: first, LastLSN: last, ID: id}, nil
 }
@@ -126,7 +129,9 @@ func DecodeSegment(plain []byte) (Header, []*Record, error) {
 	if err := dec.Decode(&h); err != nil {
 		return h, nil, fmt.Errorf("oplog segment header: %w", err)
 	}
-	rd := NewReader(bytes.NewReader(plain[nl+1:]))
+	// NewReader's 256 KiB buffer would dominate loading a small segment.
+	body := plain[nl+1:]
+	rd := &Reader{br: bufio.NewReaderSize(bytes.NewReader(body), min(len(body), 256<<10)), v: NewValidator()}
 	var recs []*Record
 	for {
 		r, err := rd.Next()
@@ -232,19 +237,40 @@ func (l *Log) Load(ctx context.Context, s Segment) (Header, []*Record, error) {
 	return h, recs, nil
 }
 
+// Chain lists the segments a reader follows (see chain).
+func (l *Log) Chain(ctx context.Context) ([]Segment, error) {
+	segs, err := l.Segments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return chain(segs), nil
+}
+
 // chain is the segments a reader follows: in lsn order, skipping those
 // wholly covered by an earlier (e.g. compacted) one.
 func chain(segs []Segment) []Segment {
-	var out []Segment
-	var covered uint64
+	c, _ := splitChain(segs)
+	return c
+}
+
+// coveredSegment is a segment chain skips, with the chain segment whose lsn
+// range holds its whole range.
+type coveredSegment struct {
+	Seg, By Segment
+}
+
+// splitChain splits segs (as Segments orders them) into the chain and the
+// segments it skips. A skipped segment starts at or after the chain segment
+// before it and ends at or before that one's end, so that one covers it.
+func splitChain(segs []Segment) (c []Segment, covered []coveredSegment) {
 	for _, s := range segs {
-		if len(out) > 0 && s.LastLSN <= covered {
+		if len(c) > 0 && s.LastLSN <= c[len(c)-1].LastLSN {
+			covered = append(covered, coveredSegment{Seg: s, By: c[len(c)-1]})
 			continue
 		}
-		out = append(out, s)
-		covered = s.LastLSN
+		c = append(c, s)
 	}
-	return out
+	return c, covered
 }
 
 // Tail returns the last record of the generation and its segment's end id,
@@ -302,28 +328,64 @@ func (l *Log) Append(ctx context.Context, recs []*Record) (string, error) {
 }
 
 // Read returns the records with fromLSN <= lsn <= toLSN (toLSN 0: to the
-// end) in order, loading one segment at a time and checking the chain: each
-// segment's prev names the end id of the one before it, the first one's is
-// "", and lsns continue across segments. Records come out with their
-// stored (effective) ts.
+// end) in order, loading one segment at a time and checking the chain from
+// the segment holding fromLSN on: each segment's prev names the end id of the
+// one before it, the generation's first one's is "", and lsns continue
+// across segments. A first segment loaded from the middle of the generation
+// is trusted for its prev (check verifies the whole chain), so reading a
+// recent range does not load the whole generation. Records come out with
+// their stored (effective) ts.
 func (l *Log) Read(ctx context.Context, fromLSN, toLSN uint64) (Iterator, error) {
 	segs, err := l.Segments(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &segReader{ctx: ctx, l: l, segs: chain(segs), from: fromLSN, to: toLSN, v: NewValidator()}, nil
+	c := chain(segs)
+	// A chain has strictly increasing first lsns. Start at the last segment
+	// that starts at or before fromLSN (it may hold it), or the first one.
+	start := max(sort.Search(len(c), func(i int) bool { return c[i].FirstLSN > fromLSN })-1, 0)
+	end := len(c)
+	if toLSN != 0 {
+		end = max(sort.Search(len(c), func(i int) bool { return c[i].FirstLSN > toLSN }), start)
+	}
+	return &segReader{ctx: ctx, l: l, segs: c[start:end], trustPrev: start > 0, from: fromLSN, to: toLSN, v: NewValidator()}, nil
 }
 
 type segReader struct {
-	ctx      context.Context
-	l        *Log
-	segs     []Segment
-	i        int
-	from, to uint64
-	recs     []*Record
-	prevEnd  string
-	v        *Validator
-	err      error
+	ctx  context.Context
+	l    *Log
+	segs []Segment
+	i    int
+	// trustPrev: the first segment starts after the generation's start,
+	// and its prev is taken as it is.
+	trustPrev bool
+	from, to  uint64
+	recs      []*Record
+	prevEnd   string
+	v         *Validator
+	err       error
+	relists   int
+}
+
+// relist re-reads the chain and positions the reader at the segment that
+// holds the next lsn it needs, trusting that segment's prev.
+func (s *segReader) relist() error {
+	segs, err := s.l.Segments(s.ctx)
+	if err != nil {
+		return err
+	}
+	c := chain(segs)
+	next := s.from
+	if last := s.v.Last(); last != nil {
+		next = last.LSN + 1
+	}
+	start := max(sort.Search(len(c), func(i int) bool { return c[i].FirstLSN > next })-1, 0)
+	end := len(c)
+	if s.to != 0 {
+		end = max(sort.Search(len(c), func(i int) bool { return c[i].FirstLSN > s.to }), start)
+	}
+	s.segs, s.i, s.trustPrev = c[start:end], 0, true
+	return nil
 }
 
 func (s *segReader) Validator() *Validator { return s.v }
@@ -355,14 +417,26 @@ func (s *segReader) Next() (*Record, error) {
 		}
 		seg := s.segs[s.i]
 		s.i++
-		// Every segment is loaded, also those before from: the chain is
-		// checked from the generation's start (compaction keeps them few).
 		h, recs, err := s.l.Load(s.ctx, seg)
+		if errors.Is(err, backend.ErrNotFound) && s.relists < 3 {
+			// Compaction replaced the segment since the listing: list
+			// again and go on from the next lsn needed (the compacted
+			// segment's records before it are skipped as an overlap).
+			s.relists++
+			if err := s.relist(); err != nil {
+				s.err = err
+				break
+			}
+			continue
+		}
 		if err != nil {
 			s.err = err
 			break
 		}
-		if h.Prev != s.prevEnd {
+		// Lsn continuity is checked from the first segment's first record
+		// on (the validator starts empty there), which also covers a
+		// sparse log's prev_lsn.
+		if (s.i > 1 || !s.trustPrev) && h.Prev != s.prevEnd {
 			s.err = fmt.Errorf("oplog chain broken: %s has prev %q, want %q", seg.Key, h.Prev, s.prevEnd)
 			break
 		}
