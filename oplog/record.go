@@ -12,11 +12,10 @@ package oplog
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/strata-backup/strata/graph"
@@ -202,16 +201,12 @@ func parseRecord(text []byte) (*Record, string) {
 		if !ok {
 			return nil, "record: " + reasonObject
 		}
-		rd := graph.NewReader(bytes.NewReader(raw), "")
-		g, err := rd.Next()
-		if err != nil {
-			var se *graph.SyntaxError
-			if errors.As(err, &se) {
-				return nil, "record: " + se.Reason
-			}
-			return nil, "record: " + err.Error()
+		lp := lineParsers.Get().(*graph.LineParser)
+		g, reason := lp.Parse(raw)
+		lineParsers.Put(lp)
+		if reason != "" {
+			return nil, "record: " + reason
 		}
-		g.Line = 0
 		r.Rec = g
 	case "delete":
 		r.Op = OpDelete
@@ -239,22 +234,19 @@ func parseRecord(text []byte) (*Record, string) {
 // reason. It lets graph's reader parse the line as if it were a graph record:
 // its reasons for invalid JSON come before any record rule.
 func jsonProblem(text []byte) string {
-	rd := graph.NewReader(bytes.NewReader(text), "")
-	_, err := rd.Next()
-	var se *graph.SyntaxError
-	if err == nil || !errors.As(err, &se) {
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err.Error()
-		}
-		return ""
-	}
+	lp := lineParsers.Get().(*graph.LineParser)
+	_, reason := lp.Parse(text)
+	lineParsers.Put(lp)
 	for _, p := range []string{"invalid JSON", "not UTF-8", "line longer than"} {
-		if strings.HasPrefix(se.Reason, p) {
-			return se.Reason
+		if strings.HasPrefix(reason, p) {
+			return reason
 		}
 	}
 	return ""
 }
+
+// lineParsers hold graph line parsers (each keeps its scratch buffers).
+var lineParsers = sync.Pool{New: func() any { return new(graph.LineParser) }}
 
 // topFields splits a valid JSON object into its members' raw values.
 func topFields(text []byte) (map[string]json.RawMessage, bool) {

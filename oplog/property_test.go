@@ -1,0 +1,1133 @@
+package oplog
+
+// Property test: Replay against the model of model_test.go on random graphs
+// and random mutation logs.
+//
+// The generator covers: tiers fast/warm/cold (one sometimes missing from the
+// input, so only the log names it) and archive (only the log names it);
+// nodes with labels and properties (ints beyond 2^53, decimals, unicode and
+// escaped strings, nested lists and maps, null, missing properties/labels);
+// relationships between nodes of any tier, dangling ones, self loops; node
+// and relationship ids from one number space (node "5" and relationship "5"
+// coexist), some non-ASCII or with spaces so byte order differs from numeric
+// order. Mutations: upserts of new nodes and relationships, updates
+// (properties, labels, relationship endpoints), node deletes (detach; also
+// of absent nodes and from the wrong tier), relationship deletes (also
+// absent), resurrected node ids, the same id upserted into a second tier,
+// and tier moves (in one transaction: delete the node from its tier, upsert
+// it in another, upsert again some of its relationships, sometimes one
+// upserted before the delete so the delete detaches it). Transactions: lone
+// records, tx + tx_end, tx_end false, a tx closed by a record of another tx
+// (tx ids are drawn from a small set of integers and strings, so a tx is
+// often reused, and the integer 3 may follow the string "3"), an open
+// trailing transaction. Lsns: any start, prev_lsn on the first record,
+// sparse runs with prev_lsn, prev_lsn that is just lsn-1. Timestamps: mixed
+// precision and zones, equal ts, a ts that goes backwards (clamped) and
+// clock steps back. Targets: the whole log, --lsn (0, in gaps, inside
+// transactions, at the end, beyond the end), --at (exactly at a record's
+// effective ts, 1ns around it, before and after the log), and --after-lsn K
+// over the model's state at K (K inside a transaction too) with any of
+// those, on the whole log or on a suffix starting at or before K+1 (and one
+// starting too late: an error). Half the replays run with a 1 or 4 KiB sort
+// memory so the deltas spill to disk; no temporary file may be left after
+// Close (or after Replay fails).
+//
+// STRATA_THOROUGH=1 runs many more seeds. A disagreement is shrunk to a
+// small case and printed; STRATA_PROPERTY_DUMP=DIR also writes it as tier
+// files, oplog.jsonl and graphref.sh there.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-backup/strata/graph"
+)
+
+// ---------------------------------------------------------------- generator
+
+// pgSet is an ordered set of ids (deterministic random picks).
+type pgSet struct {
+	ids []string
+	pos map[string]int
+}
+
+func (s *pgSet) add(id string) {
+	if s.pos == nil {
+		s.pos = map[string]int{}
+	}
+	if _, ok := s.pos[id]; ok {
+		return
+	}
+	s.pos[id] = len(s.ids)
+	s.ids = append(s.ids, id)
+}
+
+func (s *pgSet) remove(id string) {
+	i, ok := s.pos[id]
+	if !ok {
+		return
+	}
+	last := s.ids[len(s.ids)-1]
+	s.ids[i], s.pos[last] = last, i
+	s.ids = s.ids[:len(s.ids)-1]
+	delete(s.pos, id)
+}
+
+func (s *pgSet) has(id string) bool { _, ok := s.pos[id]; return ok }
+
+func (s *pgSet) pick(r *rand.Rand) string { return s.ids[r.IntN(len(s.ids))] }
+
+// pgRel is a live relationship as the generator sees it.
+type pgRel struct{ tier, start, end string }
+
+// pgen generates a graph and a log. Its view of the graph (what is live
+// where) only steers the choices; the model computes the truth.
+type pgen struct {
+	r           *rand.Rand
+	tiers       []string
+	nodeTier    map[string]string
+	live        pgSet // live node ids
+	dead        pgSet // deleted node ids
+	rels        map[string]*pgRel
+	liveRels    pgSet
+	nNode, nRel int
+}
+
+func newPgen(seed uint64) *pgen {
+	return &pgen{
+		r:        rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)),
+		tiers:    []string{"fast", "warm", "cold"},
+		nodeTier: map[string]string{},
+		rels:     map[string]*pgRel{},
+	}
+}
+
+func (g *pgen) chance(p float64) bool { return g.r.Float64() < p }
+
+func pgPick[T any](r *rand.Rand, l []T) T { return l[r.IntN(len(l))] }
+
+// id returns a new id numbered n: mostly decimal, sometimes with a prefix
+// that sorts elsewhere in byte order.
+func (g *pgen) id(n int) string {
+	s := strconv.Itoa(n)
+	switch g.r.IntN(12) {
+	case 0:
+		return "é" + s
+	case 1:
+		return "x" + s
+	case 2:
+		return "日" + s
+	case 3:
+		return "a b" + s
+	case 4:
+		return "Z" + s
+	}
+	return s
+}
+
+func (g *pgen) newNodeID() string { g.nNode++; return g.id(g.nNode) }
+func (g *pgen) newRelID() string  { g.nRel++; return g.id(g.nRel) }
+
+func (g *pgen) value(depth int) any {
+	switch k := g.r.IntN(11); {
+	case k == 0:
+		return nil
+	case k == 1:
+		return g.chance(0.5)
+	case k == 2:
+		return pjNum(strconv.Itoa(g.r.IntN(2000) - 1000))
+	case k == 3:
+		return pjNum(pgPick(g.r, []string{"12345678901234567890123", "-9007199254740993", "9007199254740993", "0"}))
+	case k == 4:
+		return pjNum(pgPick(g.r, []string{"1.50", "-0.125", "3.0", "0.5", "2.718281828459045235360287", "-12.00"}))
+	case k <= 7:
+		return pgPick(g.r, []string{"Ada", "é", "日本語", "😀 emoji", `a"b`, `back\slash`, "line\nbreak", "tab\there", "ctl\x01", "", "/path/x", "aaaa"})
+	case k == 8 && depth < 2:
+		l := []any{}
+		for i := g.r.IntN(4); i > 0; i-- {
+			l = append(l, g.value(depth+1))
+		}
+		return l
+	case k == 9 && depth < 2:
+		return g.props(depth + 1)
+	}
+	return pjNum(strconv.Itoa(g.r.IntN(100)))
+}
+
+func (g *pgen) props(depth int) map[string]any {
+	m := map[string]any{}
+	for i := g.r.IntN(4); i > 0; i-- {
+		m[pgPick(g.r, []string{"name", "age", "score", "tags", "meta", "big", "zz", "ünï", "A", "a b", "since"})] = g.value(depth)
+	}
+	return m
+}
+
+func (g *pgen) labels() []any {
+	l := []any{}
+	for i := g.r.IntN(3); i >= 0; i-- {
+		l = append(l, pgPick(g.r, []string{"Person", "Post", "Tag", "Ünï", "City", "Person"}))
+	}
+	return l
+}
+
+func (g *pgen) nodeRec(id string) *pmRec {
+	v := map[string]any{"type": "node", "id": id}
+	if g.chance(0.8) {
+		v["labels"] = g.labels()
+	}
+	if g.chance(0.8) {
+		v["properties"] = g.props(0)
+	}
+	return pmNewRec(v)
+}
+
+func (g *pgen) endpoint(id string) map[string]any {
+	e := map[string]any{"id": id}
+	if g.chance(0.5) {
+		e["labels"] = g.labels()
+	}
+	return e
+}
+
+func (g *pgen) relRec(id, start, end string) *pmRec {
+	v := map[string]any{
+		"type": "relationship", "id": id,
+		"label": pgPick(g.r, []string{"KNOWS", "LIKES", "HAS_TAG", "REPLY_OF"}),
+		"start": g.endpoint(start), "end": g.endpoint(end),
+	}
+	if g.chance(0.7) {
+		v["properties"] = g.props(0)
+	}
+	return pmNewRec(v)
+}
+
+// anyNode returns an endpoint: mostly a live node, sometimes a deleted or
+// never created one (a dangling relationship is legal log content).
+func (g *pgen) anyNode() string {
+	switch {
+	case len(g.live.ids) > 0 && g.chance(0.9):
+		return g.live.pick(g.r)
+	case len(g.dead.ids) > 0 && g.chance(0.5):
+		return g.dead.pick(g.r)
+	}
+	return "ghost" + strconv.Itoa(g.r.IntN(3))
+}
+
+func (g *pgen) otherTier(t string) string {
+	for {
+		n := pgPick(g.r, append(g.tiers, "archive"))
+		if n != t {
+			return n
+		}
+	}
+}
+
+// The generator's view of the effects.
+func (g *pgen) sawNode(id, tier string) { g.live.add(id); g.dead.remove(id); g.nodeTier[id] = tier }
+func (g *pgen) sawRel(id string, r *pgRel) {
+	g.rels[id] = r
+	g.liveRels.add(id)
+}
+func (g *pgen) sawRelDelete(id string) { g.liveRels.remove(id); delete(g.rels, id) }
+
+// incident returns the live relationships at node id, in a stable order.
+func (g *pgen) incident(id string) []string {
+	var out []string
+	for _, rid := range g.liveRels.ids {
+		if r := g.rels[rid]; r.start == id || r.end == id {
+			out = append(out, rid)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (g *pgen) sawNodeDelete(id string) {
+	for _, rid := range g.incident(id) {
+		g.sawRelDelete(rid)
+	}
+	g.live.remove(id)
+	g.dead.add(id)
+}
+
+func pgUpsert(tier string, r *pmRec) *pmEntry { return &pmEntry{tier: tier, up: r} }
+func pgDel(tier string, kind graph.Kind, id string) *pmEntry {
+	return &pmEntry{tier: tier, delKind: kind, delID: id}
+}
+
+// op returns the records of one random mutation (several for a move).
+func (g *pgen) op(allowMove bool) []*pmEntry {
+	for {
+		switch k := g.r.IntN(100); {
+		case k < 18: // new node
+			id, tier := g.newNodeID(), pgPick(g.r, append(g.tiers, "archive"))
+			g.sawNode(id, tier)
+			return []*pmEntry{pgUpsert(tier, g.nodeRec(id))}
+		case k < 38: // new relationship
+			id, tier := g.newRelID(), pgPick(g.r, g.tiers)
+			s, e := g.anyNode(), g.anyNode()
+			if g.chance(0.05) {
+				e = s
+			}
+			g.sawRel(id, &pgRel{tier, s, e})
+			return []*pmEntry{pgUpsert(tier, g.relRec(id, s, e))}
+		case k < 48 && len(g.live.ids) > 0: // update a node
+			id := g.live.pick(g.r)
+			return []*pmEntry{pgUpsert(g.nodeTier[id], g.nodeRec(id))}
+		case k < 58 && len(g.liveRels.ids) > 0: // update a relationship
+			id := g.liveRels.pick(g.r)
+			r := *g.rels[id]
+			if g.chance(0.25) { // new endpoints
+				r.start, r.end = g.anyNode(), g.anyNode()
+			}
+			g.sawRel(id, &r)
+			return []*pmEntry{pgUpsert(r.tier, g.relRec(id, r.start, r.end))}
+		case k < 68 && len(g.live.ids) > 0: // delete a node (detach)
+			id := g.live.pick(g.r)
+			tier := g.nodeTier[id]
+			switch {
+			case g.chance(0.1): // from a tier it is not in: a no-op that still detaches
+				tier = g.otherTier(tier)
+			case g.chance(0.1) && len(g.dead.ids) > 0:
+				id = g.dead.pick(g.r)
+			}
+			g.sawNodeDelete(id)
+			return []*pmEntry{pgDel(tier, graph.KindNode, id)}
+		case k < 76 && len(g.liveRels.ids) > 0: // delete a relationship
+			id := g.liveRels.pick(g.r)
+			tier := g.rels[id].tier
+			switch {
+			case g.chance(0.1): // from a tier it is not in: a no-op
+				tier = g.otherTier(tier)
+			case g.chance(0.1): // never created
+				id = "r" + g.id(g.nRel+1+g.r.IntN(5))
+			default:
+				g.sawRelDelete(id)
+			}
+			return []*pmEntry{pgDel(tier, graph.KindRelationship, id)}
+		case k < 88 && allowMove && len(g.live.ids) > 0:
+			return g.move()
+		case k < 93 && len(g.dead.ids) > 0: // a deleted node id comes back
+			id := g.dead.pick(g.r)
+			tier := pgPick(g.r, g.tiers)
+			g.sawNode(id, tier)
+			return []*pmEntry{pgUpsert(tier, g.nodeRec(id))}
+		case k < 96 && len(g.liveRels.ids) > 0: // the same relationship id in a second tier
+			id := g.liveRels.pick(g.r)
+			r := g.rels[id]
+			return []*pmEntry{pgUpsert(g.otherTier(r.tier), g.relRec(id, r.start, r.end))}
+		case k < 98 && len(g.live.ids) > 0: // the same node id in a second tier
+			id := g.live.pick(g.r)
+			return []*pmEntry{pgUpsert(g.otherTier(g.nodeTier[id]), g.nodeRec(id))}
+		}
+	}
+}
+
+// move moves a node to another tier: delete it (detaching its
+// relationships), upsert it elsewhere, upsert again the relationships that
+// survive (some moved too, some dropped).
+func (g *pgen) move() []*pmEntry {
+	id := g.live.pick(g.r)
+	from := g.nodeTier[id]
+	to := g.otherTier(from)
+	var out []*pmEntry
+	inc := g.incident(id)
+	if g.chance(0.2) && len(inc) > 0 {
+		// Upserted before the delete in the same transaction: detached.
+		r := g.rels[inc[0]]
+		out = append(out, pgUpsert(r.tier, g.relRec(inc[0], r.start, r.end)))
+	}
+	out = append(out, pgDel(from, graph.KindNode, id))
+	old := map[string]pgRel{}
+	for _, rid := range inc {
+		old[rid] = *g.rels[rid]
+	}
+	g.sawNodeDelete(id)
+	node := pgUpsert(to, g.nodeRec(id))
+	g.sawNode(id, to)
+	var rels []*pmEntry
+	for _, rid := range inc {
+		r := old[rid]
+		switch {
+		case g.chance(0.25): // dropped
+			continue
+		case g.chance(0.2):
+			r.tier = g.otherTier(r.tier)
+		}
+		g.sawRel(rid, &r)
+		rels = append(rels, pgUpsert(r.tier, g.relRec(rid, r.start, r.end)))
+	}
+	if g.chance(0.3) {
+		return append(append(out, rels...), node)
+	}
+	return append(append(out, node), rels...)
+}
+
+// base generates the initial tiers (ids unique across tiers).
+func (g *pgen) base() pmState {
+	s := pmState{}
+	for _, t := range g.tiers {
+		if g.chance(0.9) {
+			s.tier(t)
+		}
+	}
+	names := s.names()
+	if len(names) == 0 {
+		return s
+	}
+	for i := g.r.IntN(26); i > 0; i-- {
+		id, tier := g.newNodeID(), pgPick(g.r, names)
+		s.tier(tier)[pmKey{graph.KindNode, id}] = g.nodeRec(id)
+		g.sawNode(id, tier)
+	}
+	for i := g.r.IntN(31); i > 0; i-- {
+		id, tier := g.newRelID(), pgPick(g.r, names)
+		st, en := g.anyNode(), g.anyNode()
+		s.tier(tier)[pmKey{graph.KindRelationship, id}] = g.relRec(id, st, en)
+		g.sawRel(id, &pgRel{tier, st, en})
+	}
+	return s
+}
+
+func (g *pgen) txID() pmTx {
+	switch g.r.IntN(6) {
+	case 0, 1:
+		return pmTx{set: true, isInt: true, v: strconv.Itoa(g.r.IntN(6))}
+	case 2:
+		return pmTx{set: true, isInt: true, v: pgPick(g.r, []string{"-3", "123456789012345678901234567890"})}
+	case 3, 4:
+		return pmTx{set: true, v: strconv.Itoa(g.r.IntN(6))}
+	}
+	return pmTx{set: true, v: pgPick(g.r, []string{"t1", "t2", "", "é"})}
+}
+
+var pgBase = time.Date(2026, 11, 27, 14, 0, 0, 0, time.UTC)
+
+// pgTS formats t (already truncated to digits fractional digits) in a zone
+// offset by min minutes.
+func pgTS(t time.Time, min, digits int, r *rand.Rand) string {
+	lt := t.In(time.FixedZone("", min*60))
+	s := lt.Format("2006-01-02T15:04:05")
+	if r != nil && r.IntN(20) == 0 {
+		s = strings.Replace(s, "T", "t", 1)
+	}
+	if digits > 0 {
+		s += "." + fmt.Sprintf("%09d", lt.Nanosecond())[:digits]
+	}
+	if min == 0 && (r == nil || r.IntN(3) != 0) {
+		if r != nil && r.IntN(10) == 0 {
+			return s + "z"
+		}
+		return s + "Z"
+	}
+	sign := '+'
+	if min < 0 {
+		sign, min = '-', -min
+	}
+	return fmt.Sprintf("%s%c%02d:%02d", s, sign, min/60, min%60)
+}
+
+// log generates about n records in transactions, then numbers and stamps
+// them.
+func (g *pgen) log(n int) []*pmEntry {
+	var log []*pmEntry
+	for len(log) < n {
+		var grp []*pmEntry
+		style := g.r.IntN(100)
+		switch {
+		case style < 35: // a lone record, no tx
+			grp = g.op(false)
+			if len(grp) == 1 {
+				log = append(log, grp...)
+				continue
+			}
+		case style < 50: // one record with tx and tx_end
+			grp = g.op(false)
+		default: // several
+			for i := 1 + g.r.IntN(5); i > 0; i-- {
+				grp = append(grp, g.op(true)...)
+			}
+		}
+		tx := g.txID()
+		for _, e := range grp {
+			e.tx = tx
+			if g.chance(0.1) {
+				e.txEnd = 2 // explicit false
+			}
+		}
+		if style < 85 || len(log)+len(grp) >= n {
+			grp[len(grp)-1].txEnd = 1
+		} // else closed by whatever follows (or merged with it if it has the same tx)
+		log = append(log, grp...)
+	}
+	// An open trailing transaction.
+	if len(log) > 0 && g.chance(0.35) {
+		tx := g.txID()
+		for i := g.r.IntN(3); i >= 0; i-- {
+			for _, e := range g.op(true) {
+				e.tx = tx
+				log = append(log, e)
+			}
+		}
+	}
+	// Lsns.
+	lsn := uint64(1)
+	if g.chance(0.5) {
+		lsn = 1 + uint64(g.r.IntN(1000))
+	}
+	for i, e := range log {
+		if i == 0 {
+			e.lsn = lsn
+			if lsn > 1 && g.chance(0.4) {
+				e.hasPrev, e.prev = true, uint64(g.r.IntN(int(lsn)))
+			}
+			continue
+		}
+		prev := log[i-1].lsn
+		switch k := g.r.IntN(10); {
+		case k < 7:
+			e.lsn = prev + 1
+		case k < 8:
+			e.lsn, e.hasPrev, e.prev = prev+1, true, prev
+		default:
+			e.lsn, e.hasPrev, e.prev = prev+2+uint64(g.r.IntN(50)), true, prev
+		}
+	}
+	// Timestamps.
+	clock := pgBase.Add(time.Duration(g.r.IntN(1000)) * time.Hour)
+	for _, e := range log {
+		switch k := g.r.IntN(20); {
+		case k < 3: // the same instant
+		case k < 5: // a ts back in time, clock unchanged
+			e.ts = clock.Add(-time.Duration(1+g.r.IntN(5000)) * time.Millisecond)
+		case k < 6: // the clock steps back
+			clock = clock.Add(-time.Duration(1+g.r.IntN(5000)) * time.Millisecond)
+		default:
+			clock = clock.Add(time.Duration(g.r.IntN(3000))*time.Millisecond + time.Duration(g.r.IntN(1000)))
+		}
+		if e.ts.IsZero() {
+			e.ts = clock
+		}
+		digits := pgPick(g.r, []int{0, 3, 3, 6, 9, 9, 1})
+		e.ts = e.ts.Truncate(time.Duration(pow10(9 - digits)))
+		e.tsText = pgTS(e.ts, pgPick(g.r, []int{0, 0, 0, 60, -300, 330, 840, -720}), digits, g.r)
+	}
+	return log
+}
+
+func pow10(n int) int64 {
+	p := int64(1)
+	for ; n > 0; n-- {
+		p *= 10
+	}
+	return p
+}
+
+// ---------------------------------------------------------------- cases
+
+// propCase is one replay to check: input tiers, the log given to Replay
+// and the target.
+type propCase struct {
+	base pmState
+	log  []*pmEntry
+	cut  pmCut
+	mem  int64
+	// spilled: the last check found sorted runs in TmpDir.
+	spilled bool
+	// recs are the log's records as ParseRecord gives them, parsed once
+	// for all the cases of a log; nil: Replay reads the log's text with
+	// NewReader.
+	recs []*Record
+}
+
+// propLog streams parsed records as a Reader would: a fresh copy of each,
+// checked by its own Validator (continuity, clamping).
+type propLog struct {
+	recs []*Record
+	v    *Validator
+}
+
+func (l *propLog) Validator() *Validator { return l.v }
+
+func (l *propLog) Next() (*Record, error) {
+	if len(l.recs) == 0 {
+		return nil, io.EOF
+	}
+	r := *l.recs[0]
+	l.recs = l.recs[1:]
+	if err := l.v.Check(&r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// parseLog parses the log's lines one by one.
+func parseLog(log []*pmEntry) ([]*Record, error) {
+	recs := make([]*Record, len(log))
+	for i, e := range log {
+		r, err := ParseRecord(e.text(), i+1)
+		if err != nil {
+			return nil, fmt.Errorf("test bug: %s: %v", e.text(), err)
+		}
+		recs[i] = r
+	}
+	return recs, nil
+}
+
+// lsnTarget picks an lsn around the log: 0, before it, at or inside it
+// (in a sparse gap, inside a transaction), at its end or beyond.
+func (g *pgen) lsnTarget(log []*pmEntry, beyond bool) uint64 {
+	if len(log) == 0 {
+		return uint64(g.r.IntN(2))
+	}
+	last := log[len(log)-1].lsn
+	switch k := g.r.IntN(20); {
+	case k == 0:
+		return 0
+	case k == 1:
+		return log[0].lsn - 1
+	case k < 4:
+		return last
+	case k == 4 && beyond:
+		return last + 1 + uint64(g.r.IntN(3))
+	case k < 8:
+		return log[g.r.IntN(len(log))].lsn - 1
+	}
+	return log[g.r.IntN(len(log))].lsn
+}
+
+// atTarget picks a time around the log, exact to the nanosecond.
+func (g *pgen) atTarget(log []*pmEntry) (time.Time, string) {
+	var t time.Time
+	switch k := g.r.IntN(10); {
+	case len(log) == 0 || k == 0:
+		t = pgBase.Add(-time.Hour)
+	case k == 1:
+		t = log[len(log)-1].ts.Add(time.Second + time.Duration(g.r.IntN(1e9))*time.Millisecond)
+	case k < 4:
+		t = log[g.r.IntN(len(log))].ts // maybe before its effective ts
+	default:
+		// a record's effective ts, exactly or 1ns around it
+		i := g.r.IntN(len(log))
+		for j := 0; j <= i; j++ {
+			if log[j].ts.After(t) {
+				t = log[j].ts
+			}
+		}
+		t = t.Add(time.Duration(g.r.IntN(3) - 1))
+	}
+	min := pgPick(g.r, []int{0, 60, -300, 330})
+	return t, pgTS(t, min, 9, nil)
+}
+
+// cases generates one graph and log and the replays to check on them.
+func (g *pgen) cases(n int) ([]*propCase, error) {
+	base := g.base()
+	log := g.log(g.r.IntN(90))
+	if g.chance(0.03) {
+		log = nil
+	}
+	recs, err := parseLog(log)
+	if err != nil {
+		return nil, err
+	}
+	var out []*propCase
+	for len(out) < n {
+		c := &propCase{base: base, log: log, recs: recs}
+		switch k := g.r.IntN(10); {
+		case k == 0:
+		case k < 4:
+			c.cut.hasLSN, c.cut.lsn = true, g.lsnTarget(log, true)
+		case k < 6:
+			t, s := g.atTarget(log)
+			c.cut.at, c.cut.atText = &t, s
+		default:
+			// A snapshot cut at K (the model's state at K), then the log
+			// after it up to a target.
+			K := g.lsnTarget(log, false)
+			snap := pmReplay(base, log, pmCut{hasLSN: true, lsn: K})
+			if snap.err != "" {
+				continue
+			}
+			c.base = snap.state
+			c.cut.hasAfter, c.cut.after = true, K
+			switch g.r.IntN(3) {
+			case 0:
+				c.cut.hasLSN, c.cut.lsn = true, max(K, g.lsnTarget(log, true))
+			case 1:
+				t, s := g.atTarget(log)
+				c.cut.at, c.cut.atText = &t, s
+			}
+			// A suffix of the log that still starts at or before K+1
+			// (rarely one that starts too late).
+			if g.chance(0.3) && len(log) > 0 {
+				var ok, late []int
+				for j, e := range log {
+					if e.hasPrev && e.prev <= K || !e.hasPrev && e.lsn <= K+1 {
+						ok = append(ok, j)
+					} else {
+						late = append(late, j)
+					}
+				}
+				if log[len(log)-1].lsn <= K {
+					ok = append(ok, len(log)) // nothing after K: an empty suffix
+				}
+				j := 0
+				switch {
+				case g.chance(0.1) && len(late) > 0:
+					j = pgPick(g.r, late)
+				case log[len(log)-1].lsn <= K && g.chance(0.5):
+					j = len(log) // as restore reads it for a cut at the log's end
+				case len(ok) > 0:
+					j = pgPick(g.r, ok)
+				}
+				c.log, c.recs = log[j:], recs[j:]
+			}
+		}
+		switch k := g.r.IntN(10); {
+		case k < 3:
+			c.mem = 1 << 10 // the Sorter's minimum: spills after a few records
+		case k < 5:
+			c.mem = 4 << 10
+		case k < 9:
+			c.mem = 1 << 20 // in memory
+		}
+		if g.chance(0.2) {
+			c.recs = nil // through NewReader
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// ---------------------------------------------------------------- checking
+
+func (c *propCase) options(tmp string) (ReplayOptions, error) {
+	o := ReplayOptions{
+		LSN: c.cut.lsn, HasLSN: c.cut.hasLSN,
+		AfterLSN: c.cut.after, HasAfter: c.cut.hasAfter,
+		MemLimit: c.mem, TmpDir: tmp,
+	}
+	if c.cut.at != nil {
+		t, err := ParseTime(c.cut.atText)
+		if err != nil {
+			return o, err
+		}
+		o.At = &t
+	}
+	return o, nil
+}
+
+// tiers returns the input tiers as canonical streams (records parsed from
+// the model's canonical lines, sorted by the model's order).
+func (c *propCase) tiers() (map[string]graph.Iterator, error) {
+	out := map[string]graph.Iterator{}
+	for _, n := range c.base.names() {
+		sorted := c.base.sorted(n)
+		var text []byte
+		for _, r := range sorted {
+			text = append(append(text, r.canon...), '\n')
+		}
+		rd := graph.NewReader(bytes.NewReader(text), n)
+		var recs []*graph.Record
+		for _, r := range sorted {
+			g, err := rd.Next()
+			if err != nil {
+				return nil, fmt.Errorf("test bug: base record %s: %v", r.canon, err)
+			}
+			if !bytes.Equal(g.Canonical, r.canon) {
+				return nil, fmt.Errorf("test bug: the model's canonical line %s is %s for graph", r.canon, g.Canonical)
+			}
+			recs = append(recs, g)
+		}
+		out[n] = graph.NewSliceIterator(recs)
+	}
+	return out, nil
+}
+
+func pmTxString(t pmTx) string {
+	if t.isInt {
+		return t.v
+	}
+	return strconv.Quote(t.v)
+}
+
+// sameInfo compares a TxInfo with the model's. Straddle's LastLSN is not
+// known to Replay (it stops reading), and its Records counts the records
+// inside the cut.
+func sameInfo(what string, got *TxInfo, want *pmTxInfo, straddle bool) string {
+	switch {
+	case got == nil && want == nil:
+		return ""
+	case got == nil:
+		return fmt.Sprintf("%s: want tx %s at lsn %d (%d records), got none", what, pmTxString(want.tx), want.firstLSN, want.records)
+	case want == nil:
+		return fmt.Sprintf("%s: want none, got %+v", what, *got)
+	}
+	wt := Tx{Set: want.tx.set, Int: want.tx.isInt, V: want.tx.v}
+	if got.Tx != wt || got.FirstLSN != want.firstLSN || got.Records != want.records || !straddle && got.LastLSN != want.lastLSN {
+		return fmt.Sprintf("%s: want tx %s lsn %d..%d (%d records), got %+v", what, pmTxString(want.tx), want.firstLSN, want.lastLSN, want.records, *got)
+	}
+	return ""
+}
+
+// check runs Replay on c and compares it with the model; it returns the
+// first disagreement ("" if none).
+func (c *propCase) check(tmp string) string {
+	want := pmReplay(c.base, c.log, c.cut)
+	opts, err := c.options(tmp)
+	if err != nil {
+		return "parse target: " + err.Error()
+	}
+	tiers, err := c.tiers()
+	if err != nil {
+		return err.Error()
+	}
+	var log Iterator = &propLog{recs: c.recs, v: NewValidator()}
+	if c.recs == nil {
+		log = NewReader(bytes.NewReader(pmLogText(c.log)))
+	}
+	res, err := Replay(tiers, log, opts)
+	if want.err != "" || err != nil {
+		if res != nil {
+			res.Close()
+		}
+		switch {
+		case want.err != "" && err == nil:
+			return "error: want an error (" + want.err + "), Replay succeeded"
+		case want.err == "" && err != nil:
+			return "error: Replay failed: " + err.Error()
+		}
+		return leftovers(tmp)
+	}
+	ents, _ := os.ReadDir(tmp)
+	c.spilled = len(ents) > 0
+	var p []string
+	add := func(s string) {
+		if s != "" {
+			p = append(p, s)
+		}
+	}
+	count := func(what string, got, want any) {
+		if got != want {
+			add(fmt.Sprintf("counter %s: want %v, got %v", what, want, got))
+		}
+	}
+	count("Transactions", res.Transactions, want.txs)
+	count("Applied", res.Applied, want.applied)
+	count("Skipped", res.Skipped, want.skipped)
+	count("LastLSN", res.LastLSN, want.lastLSN)
+	count("LastTS", res.LastTS, want.lastTS)
+	count("Clamped", res.Clamped, want.clamped)
+	add(sameInfo("counter Open", res.Open, want.open, false))
+	add(sameInfo("counter Straddle", res.Straddle, want.straddle, true))
+
+	// Tier names: the input tiers and those an applied record names.
+	if got, w := res.TierNames(), want.state.names(); strings.Join(got, ",") != strings.Join(w, ",") {
+		add(fmt.Sprintf("tiers: want %q, got %q", w, got))
+	}
+	for _, n := range res.TierNames() {
+		exp := want.state.sorted(n)
+		it := res.Tiers[n]
+		var prev *graph.Record
+		for i := 0; ; i++ {
+			rec, err := it.Next()
+			if errors.Is(err, io.EOF) {
+				if i < len(exp) {
+					add(fmt.Sprintf("tier %s: ends after %d records, want %d; next: %s", n, i, len(exp), exp[i].canon))
+				}
+				break
+			}
+			if err != nil {
+				add(fmt.Sprintf("tier %s: record %d: %v", n, i+1, err))
+				break
+			}
+			k := pmKey{rec.Kind, rec.ID}
+			if prev != nil && !pmLess(pmKey{prev.Kind, prev.ID}, k) {
+				add(fmt.Sprintf("tier %s: %s %q after %s %q: not in canonical order", n, rec.Kind, rec.ID, prev.Kind, prev.ID))
+				break
+			}
+			prev = rec
+			if i >= len(exp) {
+				add(fmt.Sprintf("tier %s: extra record %s", n, rec.Canonical))
+				break
+			}
+			e := exp[i]
+			if k != e.key() || !bytes.Equal(rec.Canonical, e.canon) || rec.Tombstone ||
+				rec.Kind == graph.KindRelationship && (rec.StartID != e.start || rec.EndID != e.end) {
+				add(fmt.Sprintf("tier %s: record %d:\n  want %s\n  got  %s (tombstone %v, start %q, end %q)",
+					n, i+1, e.canon, rec.Canonical, rec.Tombstone, rec.StartID, rec.EndID))
+				break
+			}
+		}
+	}
+	if err := res.Close(); err != nil {
+		add("close: " + err.Error())
+	}
+	add(leftovers(tmp))
+	return strings.Join(p, "\n")
+}
+
+// leftovers reports (and removes) files left in the sort's TmpDir after
+// the result is closed or Replay failed.
+func leftovers(tmp string) string {
+	ents, _ := os.ReadDir(tmp)
+	if len(ents) == 0 {
+		return ""
+	}
+	for _, e := range ents {
+		os.RemoveAll(filepath.Join(tmp, e.Name()))
+	}
+	return fmt.Sprintf("tempfiles: %d left in TmpDir (first %s)", len(ents), ents[0].Name())
+}
+
+// kind is a disagreement's category, kept while shrinking.
+func problemKind(p string) string {
+	k, _, _ := strings.Cut(p, ":")
+	if strings.HasPrefix(k, "tier ") {
+		return "tier"
+	}
+	return k
+}
+
+// ---------------------------------------------------------------- shrinking
+
+// relink restores lsn continuity after records were removed: a record whose
+// predecessor changed names it with prev_lsn.
+func relink(log []*pmEntry) []*pmEntry {
+	out := make([]*pmEntry, len(log))
+	for i, e := range log {
+		c := *e
+		if i > 0 {
+			if p := log[i-1].lsn; c.hasPrev || c.lsn != p+1 {
+				c.hasPrev, c.prev = true, p
+			}
+		}
+		out[i] = &c
+	}
+	return out
+}
+
+// shrink removes log records, base records and properties while the same
+// kind of disagreement remains.
+func (c *propCase) shrink(tmp string) *propCase {
+	kind := problemKind(c.check(tmp))
+	fails := func(d *propCase) bool {
+		p := d.check(tmp)
+		return p != "" && problemKind(p) == kind
+	}
+	c0 := *c
+	c0.recs = nil // the log changes: read its text
+	cur := &c0
+	for changed := true; changed; {
+		changed = false
+		for i := len(cur.log) - 1; i >= 0; i-- {
+			if i >= len(cur.log) {
+				continue
+			}
+			d := *cur
+			d.log = relink(append(append([]*pmEntry{}, cur.log[:i]...), cur.log[i+1:]...))
+			if fails(&d) {
+				cur, changed = &d, true
+			}
+		}
+		for _, n := range cur.base.names() {
+			d := *cur
+			d.base = cur.base.clone()
+			delete(d.base, n)
+			if fails(&d) {
+				cur, changed = &d, true
+				continue
+			}
+			for _, r := range cur.base.sorted(n) {
+				d := *cur
+				d.base = cur.base.clone()
+				delete(d.base[n], r.key())
+				if fails(&d) {
+					cur, changed = &d, true
+				}
+			}
+		}
+		strip := func(r *pmRec) *pmRec {
+			v := map[string]any{}
+			for k, x := range r.val {
+				if k != "properties" && k != "labels" {
+					v[k] = x
+				}
+				if k == "start" || k == "end" {
+					v[k] = map[string]any{"id": x.(map[string]any)["id"]}
+				}
+			}
+			return pmNewRec(v)
+		}
+		for i, e := range cur.log {
+			if e.up == nil || bytes.Equal(strip(e.up).canon, e.up.canon) {
+				continue
+			}
+			d := *cur
+			d.log = append([]*pmEntry{}, cur.log...)
+			ne := *e
+			ne.up = strip(e.up)
+			d.log[i] = &ne
+			if fails(&d) {
+				cur, changed = &d, true
+			}
+		}
+		for _, n := range cur.base.names() {
+			for _, r := range cur.base.sorted(n) {
+				s := strip(r)
+				if bytes.Equal(s.canon, r.canon) {
+					continue
+				}
+				d := *cur
+				d.base = cur.base.clone()
+				d.base[n][r.key()] = s
+				if fails(&d) {
+					cur, changed = &d, true
+				}
+			}
+		}
+		if cur.mem != 0 {
+			d := *cur
+			d.mem = 0
+			if fails(&d) {
+				cur, changed = &d, true
+			}
+		}
+	}
+	return cur
+}
+
+// describe prints a case: its tiers, log and target.
+func (c *propCase) describe() string {
+	var b strings.Builder
+	for _, n := range c.base.names() {
+		fmt.Fprintf(&b, "tier %s:\n", n)
+		for _, r := range c.base.sorted(n) {
+			fmt.Fprintf(&b, "  %s\n", r.canon)
+		}
+	}
+	fmt.Fprintf(&b, "oplog.jsonl:\n")
+	for _, e := range c.log {
+		fmt.Fprintf(&b, "  %s\n", e.text())
+	}
+	fmt.Fprintf(&b, "target: %s, MemLimit %d\n", c.cut, c.mem)
+	return b.String()
+}
+
+// dump writes the case as files graphref can run on (tier files,
+// oplog.jsonl, graphref.sh) and returns graphref's arguments.
+func (c *propCase) dump(dir, tool string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	args := []string{tool, "state"}
+	for _, n := range c.base.names() {
+		var b []byte
+		for _, r := range c.base.sorted(n) {
+			b = append(append(b, r.canon...), '\n')
+		}
+		if err := os.WriteFile(filepath.Join(dir, n+".jsonl"), b, 0o644); err != nil {
+			return nil, err
+		}
+		args = append(args, "--tier", n+"="+filepath.Join(dir, n+".jsonl"))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "oplog.jsonl"), pmLogText(c.log), 0o644); err != nil {
+		return nil, err
+	}
+	args = append(args, "--oplog", filepath.Join(dir, "oplog.jsonl"))
+	if c.cut.hasLSN {
+		args = append(args, "--lsn", strconv.FormatUint(c.cut.lsn, 10))
+	}
+	if c.cut.at != nil {
+		args = append(args, "--at", c.cut.atText)
+	}
+	if c.cut.hasAfter {
+		args = append(args, "--after-lsn", strconv.FormatUint(c.cut.after, 10))
+	}
+	args = append(args, "--out", filepath.Join(dir, "out"))
+	sh := "python3 " + strings.Join(args, " ") + "\n"
+	return args, os.WriteFile(filepath.Join(dir, "graphref.sh"), []byte(sh), 0o755)
+}
+
+// ---------------------------------------------------------------- the test
+
+func TestReplayProperty(t *testing.T) {
+	seeds, perSeed := 100, 10
+	if os.Getenv(thoroughEnv) == "1" {
+		seeds = 3000
+	}
+	tmp := t.TempDir()
+	start := time.Now()
+	var cases, records, spilled, failures int
+	kinds, seen := map[string]int{}, map[string]int{}
+	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+		g := newPgen(seed)
+		cs, err := g.cases(perSeed)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		for i, c := range cs {
+			cases++
+			records += len(c.log)
+			if c.mem <= 4<<10 {
+				spilled++
+			}
+			switch {
+			case c.cut.hasAfter:
+				kinds["after"]++
+			case c.cut.hasLSN:
+				kinds["lsn"]++
+			case c.cut.at != nil:
+				kinds["at"]++
+			default:
+				kinds["all"]++
+			}
+			w := pmReplay(c.base, c.log, c.cut)
+			for what, yes := range map[string]bool{
+				"error": w.err != "", "straddle": w.straddle != nil, "open": w.open != nil,
+				"clamped": w.clamped > 0, "skipped": w.skipped > 0, "detach": w.detached > 0,
+				"nothing applied": w.err == "" && w.applied == 0, "via NewReader": c.recs == nil,
+			} {
+				if yes {
+					seen[what]++
+				}
+			}
+			p := c.check(tmp)
+			if c.spilled {
+				seen["runs spilled to disk"]++
+			}
+			if p == "" {
+				continue
+			}
+			failures++
+			min := c.shrink(tmp)
+			msg := fmt.Sprintf("seed %d case %d (%s): Replay disagrees with the model:\n%s\nshrunk to:\n%s%s",
+				seed, i, c.cut, p, min.describe(), min.check(tmp))
+			if dir := os.Getenv("STRATA_PROPERTY_DUMP"); dir != "" {
+				d := filepath.Join(dir, fmt.Sprintf("seed%d-case%d", seed, i))
+				tool, _ := filepath.Abs(filepath.Join("..", "..", "shared", "tools", "graphref.py"))
+				if _, err := min.dump(d, tool); err != nil {
+					t.Log(err)
+				}
+				msg += "\n(written to " + d + ")"
+			}
+			t.Error(msg)
+			if failures >= 3 {
+				t.FailNow()
+			}
+		}
+	}
+	t.Logf("%d seeds, %d replays (%d records, %d with a 1 or 4 KiB sort memory; targets %v; replays with %v) in %v",
+		seeds, cases, records, spilled, kinds, seen, time.Since(start).Round(time.Millisecond))
+}
