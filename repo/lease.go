@@ -76,7 +76,7 @@ func (r *Repository) AcquireLease(ctx context.Context, kind, scope string, exclu
 			return nil, err
 		}
 		for id, o := range others {
-			if id == l.id || o.Kind != kind || o.Scope != scope || !o.Alive(time.Now()) {
+			if id == l.id || o.Kind != kind || o.Scope != scope || !o.Alive(time.Now()) || deadHere(o) {
 				continue
 			}
 			if o.Started.Before(l.info.Started) || (o.Started.Equal(l.info.Started) && id.String() < l.id.String()) {
@@ -174,4 +174,16 @@ func (r *Repository) Leases(ctx context.Context) (map[chunk.ID]LeaseInfo, error)
 		out[id] = li
 	}
 	return out, nil
+}
+
+// deadHere reports whether a lease was taken on this host by a process
+// that no longer runs (as restic judges its stale locks): a push killed
+// with kill -9 then does not block its own restart until the lease
+// expires. A lease of another host is judged by its expiry alone.
+func deadHere(o LeaseInfo) bool {
+	host, err := os.Hostname()
+	if err != nil || o.Hostname != host || o.PID <= 0 || o.PID == os.Getpid() {
+		return false
+	}
+	return !processAlive(o.PID)
 }
