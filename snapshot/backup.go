@@ -68,9 +68,17 @@ type BackupOptions struct {
 	TmpDir     string
 	// AllowDangling keeps a snapshot whose graph fails its integrity check.
 	AllowDangling bool
-	// Cut records a consistent cut; graph integrity is then judged at the
-	// cut by verify and restore, not here.
+	// Cut records a consistent cut. Graph integrity and statistics are
+	// then those of the state at the cut (the log replayed over
+	// (lsn_start, lsn_end]) when the log already covers it; otherwise the
+	// snapshot is saved with Cut.Checked false and a warning, and
+	// verify judges it later.
 	Cut *Cut
+	// CutEnd, when set, is called once every source has been read (a
+	// --post-hook) and gives Cut.LSNEnd.
+	CutEnd func(ctx context.Context) (uint64, error)
+	// WaitForLog waits up to this long for the log to cover the cut.
+	WaitForLog time.Duration
 	// MaxLayers caps a graph tier's delta layers (default DefaultMaxLayers).
 	MaxLayers int
 }
@@ -204,6 +212,16 @@ func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*Backu
 	if err != nil {
 		return nil, err
 	}
+	if opts.CutEnd != nil && sn.Cut != nil {
+		end, err := opts.CutEnd(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("backup: end the cut: %w", err)
+		}
+		if end < sn.Cut.LSNStart {
+			return nil, fmt.Errorf("backup: the cut ends at lsn %d, before its start %d", end, sn.Cut.LSNStart)
+		}
+		sn.Cut.LSNEnd = end
+	}
 	sn.Tree = root
 	for _, t := range tiers {
 		if t.Format == FormatGraph && report != nil {
@@ -216,6 +234,28 @@ func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*Backu
 		sn.Tiers = append(sn.Tiers, *t)
 	}
 	sort.Slice(sn.Tiers, func(i, j int) bool { return sn.Tiers[i].Name < sn.Tiers[j].Name })
+	if sn.Cut != nil && len(captured) > 0 {
+		cutReport, err := checkAtCut(ctx, r, sn, opts)
+		switch {
+		case errors.Is(err, ErrNotRecoverable):
+			opts.Progress.Warn("cut", fmt.Errorf("integrity not checked at the cut yet: %w", err))
+		case err != nil:
+			return nil, err
+		default:
+			report = cutReport
+			sn.Cut.Checked = true
+			for i := range sn.Tiers {
+				t := &sn.Tiers[i]
+				if st := report.Stats.Tiers[t.Name]; st != nil && t.Format == FormatGraph {
+					t.Nodes, t.Relationships = st.Nodes, st.Relationships
+					t.Stats = &GraphStats{Labels: st.Labels, Types: st.Types}
+				}
+			}
+			if !report.OK && !opts.AllowDangling {
+				return &BackupResult{Integrity: report}, fmt.Errorf("backup: the graph at the cut (lsn %d): %w", sn.Cut.LSNEnd, &IntegrityError{Report: report})
+			}
+		}
+	}
 	sn.Incomplete = a.incomplete
 	sum := a.summary(stats)
 	sum.DurationSeconds = time.Since(start).Seconds()
@@ -755,4 +795,25 @@ func (a *archiver) saveStdin(ctx context.Context, rd io.Reader, name string) (ch
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
 	a.filesNew.Add(1)
 	return SaveTree(ctx, a.r, a.w, &Tree{Nodes: []*Node{n}})
+}
+
+// checkAtCut checks the graph at sn's cut (the captured tiers with the log
+// replayed), waiting up to opts.WaitForLog for the log to cover it.
+func checkAtCut(ctx context.Context, r *repo.Repository, sn *Snapshot, opts BackupOptions) (*graph.Report, error) {
+	deadline := time.Now().Add(opts.WaitForLog)
+	for {
+		ps, err := CutState(ctx, r, Entry{Snapshot: sn}, nil, opts.SortMemory, opts.TmpDir)
+		if err == nil {
+			defer ps.Close()
+			return CheckState(ps.Tiers, opts.SortMemory, opts.TmpDir)
+		}
+		if !errors.Is(err, ErrNotRecoverable) || time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(time.Second, time.Until(deadline)+time.Millisecond)):
+		}
+	}
 }

@@ -40,6 +40,9 @@ type RestoreResult struct {
 	Verified              int64
 	// Failed lists files that could not be restored; the others were.
 	Failed []FileError
+	// NotReplayed names the files tiers restored as captured although the
+	// graph was brought to a cut or point by the log (they have no log).
+	NotReplayed []string
 }
 
 // FileError is one file that failed to restore.

@@ -32,15 +32,26 @@ type SnapshotRestoreOptions struct {
 	Tiers []string
 	// GraphFormat is GraphJSONL (default) or GraphNeo4jCSV.
 	GraphFormat string
-	// TmpDir holds spill files of the CSV export.
+	// TmpDir holds spill files of the CSV export and the log replay.
 	TmpDir string
+	// SortMemory bounds each sorter of a log replay (default
+	// DefaultSortMemory).
+	SortMemory int64
+	// State, when set, is the graph to restore (a point in time, as
+	// StateAt gives it); RestoreSnapshot then restores the base's plain
+	// paths and files tiers as captured and State's graph tiers, and
+	// closes State. Without it the graph tiers are those at the
+	// snapshot's cut (CutState).
+	State *PointState
 }
 
 // RestoreSnapshot restores a snapshot's plain paths below the target at
 // their full original path, each files tier under <target>/<tier>/, and
-// each graph tier as <target>/<tier>.jsonl (or, as neo4j-admin import CSV,
-// under <target>/<tier>/).
-func RestoreSnapshot(ctx context.Context, r *repo.Repository, sn *Snapshot, opts SnapshotRestoreOptions) (*RestoreResult, error) {
+// each graph tier, at the snapshot's consistent cut (or opts.State), as
+// <target>/<tier>.jsonl (or, as neo4j-admin import CSV, under
+// <target>/<tier>/). NotReplayed in the result lists the files tiers of a
+// snapshot with a cut: they have no log and are returned as captured.
+func RestoreSnapshot(ctx context.Context, r *repo.Repository, e Entry, opts SnapshotRestoreOptions) (*RestoreResult, error) {
 	if opts.Progress == nil {
 		opts.Progress = NoProgress{}
 	}
@@ -48,59 +59,78 @@ func RestoreSnapshot(ctx context.Context, r *repo.Repository, sn *Snapshot, opts
 		opts.GraphFormat = DefaultGraphAs
 	}
 	if opts.GraphFormat != GraphJSONL && opts.GraphFormat != GraphNeo4jCSV {
+		if opts.State != nil {
+			opts.State.Close()
+		}
 		return nil, fmt.Errorf("restore: unknown format %q (want %s or %s)", opts.GraphFormat, GraphJSONL, GraphNeo4jCSV)
 	}
-	tiers, err := selectTiers(sn, opts.Tiers)
-	if err != nil {
-		return nil, err
+	ps := opts.State
+	if ps == nil {
+		var err error
+		if ps, err = CutState(ctx, r, e, opts.Tiers, opts.SortMemory, opts.TmpDir); err != nil {
+			return nil, err
+		}
 	}
+	defer ps.Close()
+	sn := e.Snapshot
 	res := &RestoreResult{}
+	if e.Cut != nil || opts.State != nil {
+		for _, t := range ps.NotReplayed {
+			res.NotReplayed = append(res.NotReplayed, t.Name)
+		}
+	}
 	if len(opts.Tiers) == 0 && sn.Tree != nil {
 		if sn.Summary != nil {
 			opts.Progress.SetTotal(sn.Summary.BytesProcessed, 0)
 		}
 		pr, err := RestoreTree(ctx, r, *sn.Tree, "/", opts.RestoreOptions)
 		if pr != nil {
-			res = pr
+			res.Files, res.Dirs, res.Symlinks, res.Bytes, res.Verified, res.Failed = pr.Files, pr.Dirs, pr.Symlinks, pr.Bytes, pr.Verified, pr.Failed
 		}
 		if err != nil && !errors.Is(err, ErrRestoreFailed) {
 			return res, err
 		}
 	}
-	for _, t := range tiers {
+	for _, t := range ps.NotReplayed {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		switch t.Format {
-		case FormatFiles:
-			o := opts.RestoreOptions
-			o.Target = filepath.Join(opts.Target, t.Name)
-			tr, err := RestoreTree(ctx, r, *t.Tree, "/", o)
-			if tr != nil {
-				res.Files += tr.Files
-				res.Dirs += tr.Dirs
-				res.Symlinks += tr.Symlinks
-				res.Bytes += tr.Bytes
-				res.Verified += tr.Verified
-				res.Failed = append(res.Failed, tr.Failed...)
-			}
-			if err != nil && !errors.Is(err, ErrRestoreFailed) {
-				return res, err
-			}
-		case FormatGraph:
-			n, err := restoreGraphTier(ctx, r, t, opts)
-			if err != nil {
-				res.Failed = append(res.Failed, FileError{Path: "tier " + t.Name, Err: err})
-				opts.Progress.Warn("tier "+t.Name, err)
-				if ctx.Err() != nil {
-					return res, ctx.Err()
-				}
-				continue
-			}
-			res.Files++
-			res.Bytes += n
-			opts.Progress.Add(0, 1)
+		o := opts.RestoreOptions
+		o.Target = filepath.Join(opts.Target, t.Name)
+		tr, err := RestoreTree(ctx, r, *t.Tree, "/", o)
+		if tr != nil {
+			res.Files += tr.Files
+			res.Dirs += tr.Dirs
+			res.Symlinks += tr.Symlinks
+			res.Bytes += tr.Bytes
+			res.Verified += tr.Verified
+			res.Failed = append(res.Failed, tr.Failed...)
 		}
+		if err != nil && !errors.Is(err, ErrRestoreFailed) {
+			return res, err
+		}
+	}
+	names := make([]string, 0, len(ps.Tiers))
+	for n := range ps.Tiers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		n, err := writeGraphTier(name, ps.Tiers[name], opts)
+		if err != nil {
+			res.Failed = append(res.Failed, FileError{Path: "tier " + name, Err: err})
+			opts.Progress.Warn("tier "+name, err)
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			continue
+		}
+		res.Files++
+		res.Bytes += n
+		opts.Progress.Add(0, 1)
 	}
 	if len(res.Failed) > 0 {
 		f := firstFailure(res.Failed)
@@ -128,24 +158,19 @@ func selectTiers(sn *Snapshot, names []string) ([]Tier, error) {
 	return out, nil
 }
 
-// restoreGraphTier writes one graph tier's state to the target.
-func restoreGraphTier(ctx context.Context, r *repo.Repository, t Tier, opts SnapshotRestoreOptions) (int64, error) {
-	state, err := TierState(ctx, r, t)
-	if err != nil {
-		return 0, err
-	}
-	defer state.Close()
+// writeGraphTier writes one graph tier's state to the target.
+func writeGraphTier(name string, state graph.Iterator, opts SnapshotRestoreOptions) (int64, error) {
 	if err := os.MkdirAll(opts.Target, 0o700); err != nil {
 		return 0, err
 	}
 	if opts.GraphFormat == GraphNeo4jCSV {
-		dir := filepath.Join(opts.Target, t.Name)
+		dir := filepath.Join(opts.Target, name)
 		if err := mkdirNoFollow(dir); err != nil {
 			return 0, err
 		}
 		files, err := graph.WriteNeo4jCSV(dir, state, opts.TmpDir)
 		if err != nil {
-			return 0, fmt.Errorf("write tier %s as neo4j CSV: %w", t.Name, err)
+			return 0, fmt.Errorf("write tier %s as neo4j CSV: %w", name, err)
 		}
 		var n int64
 		for _, f := range files {
@@ -155,7 +180,7 @@ func restoreGraphTier(ctx context.Context, r *repo.Repository, t Tier, opts Snap
 		}
 		return n, nil
 	}
-	p := filepath.Join(opts.Target, t.Name+".jsonl")
+	p := filepath.Join(opts.Target, name+".jsonl")
 	_ = os.Remove(p) // never write through a symlink left in the target
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -167,7 +192,7 @@ func restoreGraphTier(ctx context.Context, r *repo.Repository, t Tier, opts Snap
 	}
 	if err != nil {
 		_ = os.Remove(p)
-		return 0, fmt.Errorf("write tier %s: %w", t.Name, err)
+		return 0, fmt.Errorf("write tier %s: %w", name, err)
 	}
 	opts.Progress.Add(n, 0)
 	return n, nil
@@ -186,25 +211,41 @@ func TierState(ctx context.Context, r *repo.Repository, t Tier) (graph.Iterator,
 	return tierState(ctx, r, t.Name, tree)
 }
 
-// StreamTier writes one tier to w: a graph tier as canonical JSON Lines, a
-// files tier only when it holds exactly one file (its bytes).
-func StreamTier(ctx context.Context, r *repo.Repository, sn *Snapshot, name string, w io.Writer) error {
-	tiers, err := selectTiers(sn, []string{name})
-	if err != nil {
-		return err
-	}
-	t := tiers[0]
+// StreamTier writes one tier to w: a graph tier as canonical JSON Lines (at
+// the snapshot's cut, or state's point when state is not nil; StreamTier
+// closes it), a files tier only when it holds exactly one file (its bytes).
+func StreamTier(ctx context.Context, r *repo.Repository, e Entry, name string, state *PointState, memLimit int64, tmpDir string, w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
-	if t.Format == FormatGraph {
-		state, err := TierState(ctx, r, t)
-		if err != nil {
+	var t *Tier
+	for i := range e.Tiers {
+		if e.Tiers[i].Name == name {
+			t = &e.Tiers[i]
+		}
+	}
+	if t == nil || t.Format == FormatGraph {
+		ps := state
+		if ps == nil {
+			var err error
+			if ps, err = CutState(ctx, r, e, []string{name}, memLimit, tmpDir); err != nil {
+				return err
+			}
+		}
+		defer ps.Close()
+		it, ok := ps.Tiers[name]
+		if !ok {
+			_, err := selectTiers(e.Snapshot, []string{name})
+			if err == nil {
+				err = fmt.Errorf("restore tier %q: %w", name, ErrUnknownTier)
+			}
 			return err
 		}
-		defer state.Close()
-		if _, err := graph.WriteLines(bw, state); err != nil {
+		if _, err := graph.WriteLines(bw, it); err != nil {
 			return err
 		}
 		return bw.Flush()
+	}
+	if state != nil {
+		state.Close()
 	}
 	tree, err := LoadTree(ctx, r, *t.Tree)
 	if err != nil {
@@ -219,23 +260,34 @@ func StreamTier(ctx context.Context, r *repo.Repository, sn *Snapshot, name stri
 	return bw.Flush()
 }
 
-// CheckTiers runs the graph integrity check over the stored state of every
-// graph tier of sn (base and layers merged), streaming with memory bounded
-// by memLimit. Verify and restore call it on the state they restore.
-func CheckTiers(ctx context.Context, r *repo.Repository, sn *Snapshot, memLimit int64, tmpDir string) (*graph.Report, error) {
+// CheckTiers runs the graph integrity check over the state of every graph
+// tier of e at its consistent cut (base and layers merged, the log
+// replayed), streaming with memory bounded by memLimit. Verify and restore
+// call it on the state they restore.
+func CheckTiers(ctx context.Context, r *repo.Repository, e Entry, memLimit int64, tmpDir string) (*graph.Report, error) {
 	if memLimit <= 0 {
 		memLimit = DefaultSortMemory
 	}
+	ps, err := CutState(ctx, r, e, nil, memLimit, tmpDir)
+	if err != nil {
+		return nil, err
+	}
+	defer ps.Close()
+	return CheckState(ps.Tiers, memLimit, tmpDir)
+}
+
+// CheckState runs the graph integrity check over tier states (consuming
+// them).
+func CheckState(tiers map[string]graph.Iterator, memLimit int64, tmpDir string) (*graph.Report, error) {
 	checker := graph.NewChecker(memLimit, tmpDir)
 	defer checker.Close()
-	for _, t := range sn.Tiers {
-		if t.Format != FormatGraph {
-			continue
-		}
-		state, err := TierState(ctx, r, t)
-		if err != nil {
-			return nil, err
-		}
+	names := make([]string, 0, len(tiers))
+	for n := range tiers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		state := tiers[name]
 		line := 0
 		for {
 			rec, err := state.Next()
@@ -243,16 +295,13 @@ func CheckTiers(ctx context.Context, r *repo.Repository, sn *Snapshot, memLimit 
 				break
 			}
 			if err != nil {
-				state.Close()
-				return nil, fmt.Errorf("check tier %s: %w", t.Name, err)
+				return nil, fmt.Errorf("check tier %s: %w", name, err)
 			}
 			line++
-			if err := checker.Add(t.Name, line, rec); err != nil {
-				state.Close()
+			if err := checker.Add(name, line, rec); err != nil {
 				return nil, err
 			}
 		}
-		state.Close()
 	}
 	return checker.Finish()
 }

@@ -48,6 +48,9 @@ type Snapshot struct {
 	Tiers  []Tier    `json:"tiers,omitempty"`
 	// Cut is the consistent cut across tiers, when the backup recorded one.
 	Cut *Cut `json:"cut,omitempty"`
+	// Synthesized says the snapshot was made by snapshot synthesize from
+	// another one plus the log, without the database.
+	Synthesized *Synthesis `json:"synthesized,omitempty"`
 	// Incomplete lists source files that could not be read: the snapshot
 	// exists but does not hold them, and verify fails on it.
 	Incomplete []Unreadable `json:"incomplete,omitempty"`
@@ -72,10 +75,14 @@ type Tier struct {
 	// polynomial is always the repository's).
 	Chunker *chunk.Params `json:"chunker,omitempty"`
 	// Layers describes the delta layers of a graph tier, oldest first.
-	Layers     []Layer     `json:"layers,omitempty"`
-	Stats      *GraphStats `json:"stats,omitempty"`
-	CapturedAt time.Time   `json:"captured_at"`
-	LSN        *TierLSN    `json:"lsn,omitempty"`
+	Layers []Layer     `json:"layers,omitempty"`
+	Stats  *GraphStats `json:"stats,omitempty"`
+	// CountsFrom, when set, names the snapshot whose state Nodes,
+	// Relationships and Stats count: a synthesized tier keeps its base's
+	// counts, since counting would read the whole graph.
+	CountsFrom string    `json:"counts_from,omitempty"`
+	CapturedAt time.Time `json:"captured_at"`
+	LSN        *TierLSN  `json:"lsn,omitempty"`
 }
 
 // TierLSN is the log position around one tier's export, when known.
@@ -90,7 +97,10 @@ type Layer struct {
 	Since      chunk.ID `json:"since"`
 	Upserts    int64    `json:"upserts"`
 	Tombstones int64    `json:"tombstones"`
-	Bytes      int64    `json:"bytes"`
+	// Detaches counts detach lines (synthesized layers only): nodes the log
+	// deleted, whose relationships in older inputs the layer removes.
+	Detaches int64 `json:"detaches,omitempty"`
+	Bytes    int64 `json:"bytes"`
 }
 
 // GraphStats counts a graph tier per label and relationship type.
@@ -105,6 +115,9 @@ type Cut struct {
 	Generation uint64 `json:"generation"`
 	LSNStart   uint64 `json:"lsn_start"`
 	LSNEnd     uint64 `json:"lsn_end"`
+	// Checked: the integrity check and the tier statistics are those of
+	// the state at the cut (the log covered it when the backup ended).
+	Checked bool `json:"checked,omitempty"`
 }
 
 // Unreadable is a source file the backup could not read.

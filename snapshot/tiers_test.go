@@ -79,10 +79,10 @@ func canonical(t *testing.T, p string) string {
 	return buf.String()
 }
 
-func restoreTiers(t *testing.T, r *repo.Repository, sn *snapshot.Snapshot) string {
+func restoreTiers(t *testing.T, r *repo.Repository, res *snapshot.BackupResult) string {
 	t.Helper()
 	out := t.TempDir()
-	if _, err := snapshot.RestoreSnapshot(context.Background(), r, sn, snapshot.SnapshotRestoreOptions{
+	if _, err := snapshot.RestoreSnapshot(context.Background(), r, snapshot.Entry{ID: res.ID, Snapshot: res.Snapshot}, snapshot.SnapshotRestoreOptions{
 		RestoreOptions: snapshot.RestoreOptions{Target: out}}); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
@@ -124,7 +124,7 @@ func TestGraphTiersIncremental(t *testing.T) {
 	if nodes != 6000 {
 		t.Errorf("%d nodes recorded, want 6000", nodes)
 	}
-	sameTiers(t, src, restoreTiers(t, r, first.Snapshot))
+	sameTiers(t, src, restoreTiers(t, r, first))
 
 	// The same graph exported in another order: nothing new to store.
 	writeTiers(t, src, o, 2)
@@ -151,15 +151,15 @@ func TestGraphTiersIncremental(t *testing.T) {
 	if delta.Summary.BytesStored*20 > first.Summary.BytesStored {
 		t.Errorf("1%% change stored %d bytes, more than 5%% of the first backup's %d", delta.Summary.BytesStored, first.Summary.BytesStored)
 	}
-	sameTiers(t, src, restoreTiers(t, repotest.Reopen(t, r), delta.Snapshot))
-	rep, err := snapshot.CheckTiers(ctx, r, delta.Snapshot, 1<<20, t.TempDir())
+	sameTiers(t, src, restoreTiers(t, repotest.Reopen(t, r), delta))
+	rep, err := snapshot.CheckTiers(ctx, r, snapshot.Entry{ID: delta.ID, Snapshot: delta.Snapshot}, 1<<20, t.TempDir())
 	if err != nil || !rep.OK || rep.Stats.Total.Nodes != 6000 {
 		t.Errorf("integrity of the stored state: %+v, %v", rep, err)
 	}
 
 	// Streaming one tier to a writer gives the same state.
 	var buf bytes.Buffer
-	if err := snapshot.StreamTier(ctx, r, delta.Snapshot, "warm", &buf); err != nil {
+	if err := snapshot.StreamTier(ctx, r, snapshot.Entry{ID: delta.ID, Snapshot: delta.Snapshot}, "warm", nil, 0, "", &buf); err != nil {
 		t.Fatal(err)
 	}
 	if buf.String() != canonical(t, filepath.Join(src, "warm.jsonl")) {
@@ -179,7 +179,7 @@ func TestGraphTiersIncremental(t *testing.T) {
 			t.Errorf("tier %s kept %d layers past the cap", tr.Name, len(tr.Layers))
 		}
 	}
-	sameTiers(t, src, restoreTiers(t, r, rebased.Snapshot))
+	sameTiers(t, src, restoreTiers(t, r, rebased))
 }
 
 func countObjects(t *testing.T, r *repo.Repository, prefix string) int {
@@ -245,7 +245,7 @@ func TestTierSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := restoreTiers(t, r, res.Snapshot)
+	out := restoreTiers(t, r, res)
 	// Graph tiers come back in canonical form: keys sorted, compact.
 	canon := func(id string) string { return `{"id":"` + id + `","labels":["X"],"type":"node"}` + "\n" }
 	for p, want := range map[string]string{"db/sub/b.bin": "b", "dump/dump": "hello", "g.jsonl": canon("a"), "cold.jsonl": canon("c")} {
@@ -295,7 +295,7 @@ func TestLDBCAgainstGraphref(t *testing.T) {
 			t.Errorf("tier %s: %d nodes, %d relationships; the converter says %v", tr.Name, tr.Nodes, tr.Relationships, w)
 		}
 	}
-	restored := restoreTiers(t, repotest.Reopen(t, r), res.Snapshot)
+	restored := restoreTiers(t, repotest.Reopen(t, r), res)
 	// graphref's canonical state of the same tiers must be byte-identical,
 	// and compare must call them equal.
 	ref := t.TempDir()
