@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/strata-backup/strata/graph"
+	"github.com/strata-backup/strata/oplog"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/snapshot"
 )
@@ -29,6 +32,9 @@ type backupOptions struct {
 	allowDangling bool
 	lsnStart      int64
 	lsnEnd        int64
+	preHook       string
+	postHook      string
+	waitForLog    time.Duration
 }
 
 func newBackupCommand() *command {
@@ -47,6 +53,7 @@ exits with code 3.`,
 			"strata backup /data --exclude '*.tmp' --exclude /data/cache --json",
 			"strata backup --tier fast=/exports/fast.jsonl --tier warm=/exports/warm.jsonl \\\n" +
 				"                --tier cold=cmd:'zcat /archive/cold.jsonl.gz' --tier-format cold=graph",
+			"strata backup --tier warm=/exports/warm.jsonl --pre-hook 'graphctl lsn' --post-hook 'graphctl lsn'",
 		},
 		setup: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&o.stdin, "stdin", false, "back up standard input as one file")
@@ -62,6 +69,9 @@ exits with code 3.`,
 			fs.BoolVar(&o.allowDangling, "allow-dangling", false, "keep the snapshot even if the graph fails its integrity check")
 			fs.Int64Var(&o.lsnStart, "lsn-start", -1, "log position before the export began (a consistent cut)")
 			fs.Int64Var(&o.lsnEnd, "lsn-end", -1, "log position after the export ended (a consistent cut)")
+			fs.StringVar(&o.preHook, "pre-hook", "", "command run (sh -c) before reading any source; its last stdout line is --lsn-start")
+			fs.StringVar(&o.postHook, "post-hook", "", "command run (sh -c) after every source was read; its last stdout line is --lsn-end")
+			fs.DurationVar(&o.waitForLog, "wait-for-log", 0, "wait up to this long for the log to cover the cut, so integrity is checked at the cut")
 		},
 		run: func(ctx context.Context, g *globals, t *terminal, args []string) error {
 			return runBackup(ctx, g, t, o, args)
@@ -118,6 +128,9 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 		return err
 	}
 	return g.withRepo(ctx, t, func(r *repo.Repository) error {
+		if err := cutOptions(ctx, r, &opts, o); err != nil {
+			return err
+		}
 		p := t.newProgress("backup", true)
 		p.warnPrefix = "not backed up: "
 		opts.Progress = p
@@ -203,14 +216,64 @@ func tierOptions(opts *snapshot.BackupOptions, o backupOptions) error {
 		return usagef("backup: --sort-memory %q: want a size of at least 1MiB, like 128MiB or 2GiB", o.sortMemory)
 	}
 	opts.SortMemory = mem
+	hasStart, hasEnd := o.lsnStart >= 0 || o.preHook != "", o.lsnEnd >= 0 || o.postHook != ""
 	switch {
-	case o.lsnStart < 0 && o.lsnEnd < 0:
-	case o.lsnStart < 0 || o.lsnEnd < 0 || o.lsnEnd < o.lsnStart:
-		return usagef("backup: --lsn-start and --lsn-end go together, with start <= end")
-	default:
-		opts.Cut = &snapshot.Cut{Generation: 1, LSNStart: uint64(o.lsnStart), LSNEnd: uint64(o.lsnEnd)}
+	case o.lsnStart >= 0 && o.preHook != "" || o.lsnEnd >= 0 && o.postHook != "":
+		return usagef("backup: give --lsn-start or --pre-hook, --lsn-end or --post-hook, not both")
+	case hasStart != hasEnd:
+		return usagef("backup: a consistent cut needs both ends: --lsn-start (or --pre-hook) and --lsn-end (or --post-hook)")
+	case o.lsnStart >= 0 && o.lsnEnd >= 0 && o.lsnEnd < o.lsnStart:
+		return usagef("backup: --lsn-end %d is before --lsn-start %d", o.lsnEnd, o.lsnStart)
+	case hasStart:
+		opts.Cut = &snapshot.Cut{LSNStart: uint64(max(o.lsnStart, 0)), LSNEnd: uint64(max(o.lsnEnd, 0))}
+		opts.WaitForLog = o.waitForLog
+	case o.waitForLog > 0:
+		return usagef("backup: --wait-for-log needs a consistent cut (--lsn-start/--lsn-end or the hooks)")
+	}
+	if len(opts.Tiers) == 0 && opts.Cut != nil {
+		return usagef("backup: a consistent cut needs graph tiers (--tier)")
 	}
 	return nil
+}
+
+// cutOptions runs the pre-hook and sets the cut's generation (the log's
+// newest, as the database now writes it) and its post-hook.
+func cutOptions(ctx context.Context, r *repo.Repository, opts *snapshot.BackupOptions, o backupOptions) error {
+	if opts.Cut == nil {
+		return nil
+	}
+	gen, err := oplog.NewestGeneration(ctx, r)
+	if err != nil {
+		return err
+	}
+	opts.Cut.Generation = max(gen, 1)
+	if o.preHook != "" {
+		if opts.Cut.LSNStart, err = runLSNHook(ctx, "--pre-hook", o.preHook); err != nil {
+			return err
+		}
+	}
+	if o.postHook != "" {
+		opts.CutEnd = func(ctx context.Context) (uint64, error) { return runLSNHook(ctx, "--post-hook", o.postHook) }
+	}
+	return nil
+}
+
+// runLSNHook runs cmd with sh -c and reads an lsn from its last non-empty
+// stdout line. Its stderr passes through to ours.
+func runLSNHook(ctx context.Context, flag, cmd string) (uint64, error) {
+	c := exec.CommandContext(ctx, "sh", "-c", cmd)
+	c.Stderr = os.Stderr
+	out, err := c.Output()
+	if err != nil {
+		return 0, fmt.Errorf("backup %s %q: %w", flag, cmd, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	n, err := strconv.ParseUint(last, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("backup %s %q: its last output line %q is not an lsn (a non-negative integer)", flag, cmd, last)
+	}
+	return n, nil
 }
 
 // parseSize reads sizes like 128MiB, 2GiB, 512KiB, 64MB or plain bytes.

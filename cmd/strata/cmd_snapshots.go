@@ -158,7 +158,10 @@ func snapshotJSON(e snapshot.Entry) map[string]any {
 		m["parent"] = e.Parent.String()
 	}
 	if e.Cut != nil {
-		m["cut"] = map[string]any{"generation": e.Cut.Generation, "lsn_start": e.Cut.LSNStart, "lsn_end": e.Cut.LSNEnd}
+		m["cut"] = map[string]any{"generation": e.Cut.Generation, "lsn_start": e.Cut.LSNStart, "lsn_end": e.Cut.LSNEnd, "checked": e.Cut.Checked}
+	}
+	if e.Synthesized != nil {
+		m["synthesized"] = e.Synthesized
 	}
 	if len(e.Incomplete) > 0 {
 		m["incomplete"] = e.Incomplete
@@ -172,8 +175,12 @@ func snapshotJSON(e snapshot.Entry) map[string]any {
 func tiersJSON(tiers []snapshot.Tier) []map[string]any {
 	out := make([]map[string]any, 0, len(tiers))
 	for _, tr := range tiers {
-		out = append(out, map[string]any{"name": tr.Name, "format": tr.Format, "bytes": tr.Bytes,
-			"nodes": tr.Nodes, "relationships": tr.Relationships})
+		t := map[string]any{"name": tr.Name, "format": tr.Format, "bytes": tr.Bytes,
+			"nodes": tr.Nodes, "relationships": tr.Relationships, "layers": len(tr.Layers)}
+		if tr.CountsFrom != "" {
+			t["counts_from"] = tr.CountsFrom
+		}
+		out = append(out, t)
 	}
 	return out
 }

@@ -30,7 +30,8 @@ func rootCommand() *command {
 	root.subs = []*command{
 		newInitCommand(), newBackupCommand(), newSnapshotsCommand(), newLsCommand(),
 		newRestoreCommand(), newDumpCommand(), newKeyCommand(), newCatCommand(),
-		newStatsCommand(), newGraphCommand(), newVersionCommand(), newHelpCommand(root),
+		newStatsCommand(), newGraphCommand(), newOplogCommand(), newTimelineCommand(), newSnapshotCommand(),
+		newVersionCommand(), newHelpCommand(root),
 	}
 	return root
 }
