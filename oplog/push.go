@@ -224,6 +224,15 @@ func Push(ctx context.Context, r *repo.Repository, src LineSource, opts PushOpti
 		return PushResult{}, err
 	}
 	err = p.run(ctx, src)
+	if err == nil && p.res.Segments > 0 && opts.AfterSeal != nil {
+		// The input ended: run the hook (compaction) once more over what
+		// this push wrote, still under the lease, so a batch push shorter
+		// than AfterSealEvery leaves a compacted log too.
+		p.waitAfterSeal()
+		if aerr := opts.AfterSeal(bg, p.l); aerr != nil && opts.Warn != nil {
+			opts.Warn(fmt.Sprintf("after sealing: %v", aerr))
+		}
+	}
 	p.res.Clamped, p.res.ClampWarning = p.v.Clamped, p.v.ClampWarning()
 	p.res.OpenTx = p.tx.Open()
 	p.res.Duration = time.Since(start)
