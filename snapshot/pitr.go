@@ -321,12 +321,13 @@ func StateAt(ctx context.Context, r *repo.Repository, tl *Timeline, opts PointOp
 		at := oplog.TimeOf(*opts.Target.At)
 		ro.At = &at
 	}
-	return replayBase(ctx, r, tl.History, b, ro, opts.Tiers)
+	return replayBase(ctx, r, tl.History, b, ro, opts.Tiers, tl.Coverage.Runs[b.Run].Last.LSN)
 }
 
 // replayBase replays the log over base b's captured tiers from its
-// lsn_start on, up to ro's cut.
-func replayBase(ctx context.Context, r *repo.Repository, h *oplog.History, b Base, ro oplog.ReplayOptions, names []string) (*PointState, error) {
+// lsn_start on, up to ro's cut, reading no further than lsn end (the end of
+// b's run: past a gap the chain cannot be followed).
+func replayBase(ctx context.Context, r *repo.Repository, h *oplog.History, b Base, ro oplog.ReplayOptions, names []string, end uint64) (*PointState, error) {
 	tiers := map[string]graph.Iterator{}
 	closeAll := func() {
 		for _, it := range tiers {
@@ -353,7 +354,7 @@ func replayBase(ctx context.Context, r *repo.Repository, h *oplog.History, b Bas
 	} else if c.LSNStart > 0 {
 		ro.AfterLSN, ro.HasAfter = c.LSNStart, true
 	}
-	log, err := h.Read(ctx, from, 0)
+	log, err := h.Read(ctx, from, end)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -431,7 +432,7 @@ func CutState(ctx context.Context, r *repo.Repository, e Entry, names []string, 
 		return capturedState(ctx, r, e, names) // nothing lies between the cut and the log
 	}
 	ro := oplog.ReplayOptions{MemLimit: memLimit, TmpDir: tmpDir, LSN: b.End.LSN, HasLSN: true}
-	return replayBase(ctx, r, h, b, ro, names)
+	return replayBase(ctx, r, h, b, ro, names, tl.Coverage.Runs[b.Run].Last.LSN)
 }
 
 // capturedState returns the tiers of e as captured.

@@ -107,7 +107,7 @@ func Synthesize(ctx context.Context, r *repo.Repository, opts SynthesizeOptions)
 	} else if b.Cut.LSNStart > 0 {
 		ro.AfterLSN, ro.HasAfter = b.Cut.LSNStart, true
 	}
-	log, err := tl.History.Read(ctx, from, 0)
+	log, err := tl.History.Read(ctx, from, tl.Coverage.Runs[b.Run].Last.LSN)
 	if err != nil {
 		return nil, err
 	}

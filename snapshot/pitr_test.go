@@ -1,0 +1,125 @@
+package snapshot_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-backup/strata/oplog"
+	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/repotest"
+	"github.com/strata-backup/strata/snapshot"
+)
+
+// appendLog stores records first..last (node upserts n<lsn>, one a second
+// from 10:00:00) as one segment.
+func appendLog(t *testing.T, r *repo.Repository, first, last uint64) string {
+	t.Helper()
+	l, err := oplog.Open(context.Background(), r, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*oplog.Record
+	for lsn := first; lsn <= last; lsn++ {
+		line := fmt.Sprintf(`{"lsn":%d,"ts":"2026-01-01T10:00:%02d.000Z","tier":"warm","op":"upsert","record":{"type":"node","id":"n%d"}}`, lsn, lsn, lsn)
+		rec, err := oplog.ParseRecord([]byte(line), int(lsn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	key, err := l.Append(context.Background(), recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// TestTimelineGap: a segment lost from the middle of the log splits it
+// into two runs. Points after the gap are refused, naming the gap and the
+// newest reachable point; points before it restore.
+func TestTimelineGap(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "warm.jsonl")
+	if err := os.WriteFile(src, []byte(`{"type":"node","id":"n0"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.Backup(ctx, r, snapshot.BackupOptions{Tiers: []snapshot.TierSpec{{Name: "warm", Source: src}},
+		Cut: &snapshot.Cut{Generation: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	appendLog(t, r, 1, 5)
+	lost := appendLog(t, r, 6, 10)
+	appendLog(t, r, 11, 15)
+	if err := r.Backend().Remove(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+
+	tl, err := snapshot.LoadTimeline(ctx, r, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := tl.Coverage.Gaps; len(g) != 1 || g[0].After != 5 || g[0].Before != 11 {
+		t.Fatalf("gaps %+v, want one after lsn 5 before lsn 11", g)
+	}
+	if w := tl.Windows(); len(w) != 1 || w[0].From.LSN != 0 || w[0].To.LSN != 5 {
+		t.Fatalf("windows %+v, want one from lsn 0 to 5", w)
+	}
+
+	for _, tc := range []struct {
+		target snapshot.Target
+		want   string // "" restores; else the error names it
+	}{
+		{target: snapshot.Target{LSN: 3, HasLSN: true}},
+		{target: snapshot.Target{LSN: 5, HasLSN: true}},
+		{target: snapshot.Target{LSN: 8, HasLSN: true}, want: "lies in a gap of the log (the records after lsn 5 up to lsn 10 are missing)"},
+		{target: snapshot.Target{LSN: 12, HasLSN: true}, want: "no snapshot with a consistent cut at or before it is replayable"},
+		{target: snapshot.Target{LSN: 20, HasLSN: true}, want: "the log ends at lsn 15"},
+		{target: snapshot.Target{At: ptime("2026-01-01T10:00:08Z")}, want: "lies in a gap"},
+		{target: snapshot.Target{At: ptime("2026-01-01T10:00:04.5Z")}},
+	} {
+		ps, err := snapshot.StateAt(ctx, r, tl, snapshot.PointOptions{Target: tc.target})
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.target, err)
+				continue
+			}
+			n := 0
+			for {
+				if _, err := ps.Tiers["warm"].Next(); err != nil {
+					break
+				}
+				n++
+			}
+			ps.Close()
+			if want := int(ps.Replay.LastLSN) + 1; n != want {
+				t.Errorf("%s: %d nodes, want %d", tc.target, n, want)
+			}
+			continue
+		}
+		if err == nil {
+			ps.Close()
+			t.Errorf("%s: restored, want a refusal", tc.target)
+			continue
+		}
+		if !errors.Is(err, snapshot.ErrNotRecoverable) || !strings.Contains(err.Error(), tc.want) ||
+			!strings.Contains(err.Error(), "the newest reachable point is lsn 5") {
+			t.Errorf("%s: %v\nwant ErrNotRecoverable naming %q and the newest reachable point (lsn 5)", tc.target, err, tc.want)
+		}
+	}
+}
+
+func ptime(s string) *time.Time {
+	tm, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return &tm
+}
