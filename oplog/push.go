@@ -135,6 +135,8 @@ type PushOptions struct {
 	// records in it are acknowledged. It runs on push's main loop: a slow
 	// callback delays the next seal.
 	OnSealed func(SealedSegment)
+	// OnHeartbeat, if set, is called after each heartbeat is durable.
+	OnHeartbeat func(Heartbeat)
 	// Warn, if set, receives warnings as they happen (a message without a
 	// "warning:" prefix). Warnings about the whole run are in PushResult.
 	Warn func(string)
@@ -153,6 +155,9 @@ type SealedSegment struct {
 	Key               string
 	FirstLSN, LastLSN uint64
 	Records           int
+	// LastTS is the last record's (effective) ts: the log is recoverable
+	// up to it.
+	LastTS string
 }
 
 // PushResult summarises a push. Push returns it also with an error: it
@@ -616,7 +621,7 @@ func (p *pusher) seal() error {
 	p.res.LastLSN = p.durable.LSN
 	if p.opts.OnSealed != nil {
 		p.opts.OnSealed(SealedSegment{Generation: p.res.Generation, Key: key,
-			FirstLSN: recs[0].LSN, LastLSN: p.durable.LSN, Records: len(recs)})
+			FirstLSN: recs[0].LSN, LastLSN: p.durable.LSN, Records: len(recs), LastTS: p.durable.EffTS})
 	}
 	p.afterSeal()
 	return nil
@@ -632,7 +637,8 @@ func (p *pusher) heartbeat() error {
 	if err := p.lease.Valid(); err != nil {
 		return fmt.Errorf("oplog push: %w", err)
 	}
-	key, err := WriteHeartbeat(p.bg, p.r, p.res.Generation, Heartbeat{Time: time.Now(), LastLSN: p.durable.LSN})
+	hb := Heartbeat{Time: time.Now(), LastLSN: p.durable.LSN}
+	key, err := WriteHeartbeat(p.bg, p.r, p.res.Generation, hb)
 	if err != nil {
 		if p.opts.Warn != nil {
 			p.opts.Warn(err.Error())
@@ -640,6 +646,9 @@ func (p *pusher) heartbeat() error {
 		return nil
 	}
 	p.res.Heartbeats++
+	if p.opts.OnHeartbeat != nil {
+		p.opts.OnHeartbeat(hb)
+	}
 	if p.hbKey != "" && p.hbKey != key {
 		if err := RemoveHeartbeat(p.bg, p.r, p.hbKey); err != nil && p.opts.Warn != nil {
 			p.opts.Warn(err.Error())

@@ -16,6 +16,7 @@ import (
 	"github.com/strata-backup/strata/oplog"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/snapshot"
+	"github.com/strata-backup/strata/verify"
 )
 
 type backupOptions struct {
@@ -35,6 +36,8 @@ type backupOptions struct {
 	preHook       string
 	postHook      string
 	waitForLog    time.Duration
+	verify        bool
+	verifyFlags   verifyFlags
 }
 
 func newBackupCommand() *command {
@@ -72,6 +75,9 @@ exits with code 3.`,
 			fs.StringVar(&o.preHook, "pre-hook", "", "command run (sh -c) before reading any source; its last stdout line is --lsn-start")
 			fs.StringVar(&o.postHook, "post-hook", "", "command run (sh -c) after every source was read; its last stdout line is --lsn-end")
 			fs.DurationVar(&o.waitForLog, "wait-for-log", 0, "wait up to this long for the log to cover the cut, so integrity is checked at the cut")
+			fs.BoolVar(&o.verify, "verify", false, "verify the new snapshot (as strata verify: integrity, test restore, graph check, RTO); exit 4 if it fails")
+			o.verifyFlags.alertSetup(fs)
+			fs.StringVar(&o.verifyFlags.metricsFile, "metrics-file", "", "write Prometheus textfile metrics here (node_exporter's textfile collector)")
 		},
 		run: func(ctx context.Context, g *globals, t *terminal, args []string) error {
 			return runBackup(ctx, g, t, o, args)
@@ -136,6 +142,11 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 		opts.Progress = p
 		res, err := snapshot.Backup(ctx, r, opts)
 		p.Done()
+		if o.verifyFlags.metricsFile != "" && !o.verify {
+			if merr := writeBackupMetrics(ctx, r, o.verifyFlags.metricsFile, res, err, nil); merr != nil {
+				t.warnf("%v", merr)
+			}
+		}
 		var ie *snapshot.IntegrityError
 		if errors.As(err, &ie) {
 			printProblems(t, ie.Report)
@@ -183,10 +194,90 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 		}
 		if err != nil {
 			// Each file was reported as it failed; the error names the count.
-			return fmt.Errorf("snapshot %s: %w", res.ID.Short(), err)
+			err = fmt.Errorf("snapshot %s: %w", res.ID.Short(), err)
 		}
-		return nil
+		if o.verify {
+			verr := backupVerify(ctx, r, t, res, err, o)
+			if verr != nil || err == nil {
+				return verr // a failed verify (4) wins over an incomplete backup (3)
+			}
+		}
+		return err
 	})
+}
+
+// backupVerify verifies the new snapshot (backup --verify) and writes the
+// metrics of both.
+func backupVerify(ctx context.Context, r *repo.Repository, t *terminal, res *snapshot.BackupResult, backupErr error, o backupOptions) error {
+	mem, _ := parseSize(o.sortMemory) // validated by tierOptions
+	vopts := verify.Options{SortMemory: mem}
+	vf := o.verifyFlags
+	metrics := vf.metricsFile
+	vf.metricsFile = "" // written below, with the backup's
+	e := snapshot.Entry{ID: res.ID, Snapshot: res.Snapshot}
+	if !t.json {
+		t.printf("verifying snapshot %s\n", res.ID.Short())
+	}
+	err := runVerify(ctx, r, t, e, vopts, vf)
+	if metrics != "" {
+		reps, _ := verify.Latest(ctx, r)
+		if merr := writeBackupMetrics(ctx, r, metrics, res, backupErr, reps[res.ID.String()]); merr != nil {
+			t.warnf("%v", merr)
+		}
+	}
+	return err
+}
+
+// writeBackupMetrics writes backup's textfile metrics (and the
+// verification's when it ran).
+func writeBackupMetrics(ctx context.Context, r *repo.Repository, path string, res *snapshot.BackupResult, backupErr error, v *verify.Report) error {
+	now := float64(time.Now().UnixNano()) / 1e9
+	ok := backupErr == nil
+	ms := []metric{
+		{name: "strata_backup_ok", typ: "gauge", help: "1 if the last backup succeeded (a snapshot with every source).", value: boolValue(ok)},
+		{name: "strata_backup_last_run_timestamp_seconds", typ: "gauge", help: "When the last backup ended.", value: now},
+	}
+	if all, err := snapshot.List(ctx, r); err == nil && len(all) > 0 {
+		newest := all[len(all)-1]
+		ms = append(ms, metric{name: "strata_backup_last_snapshot_timestamp_seconds", typ: "gauge", help: "Time of the newest snapshot.", value: float64(newest.Time.UnixNano()) / 1e9})
+	}
+	if res != nil && res.Snapshot != nil {
+		s := res.Summary
+		ms = append(ms,
+			metric{name: "strata_backup_bytes_processed", typ: "gauge", help: "Bytes the last backup read.", value: float64(s.BytesProcessed)},
+			metric{name: "strata_backup_bytes_added", typ: "gauge", help: "New unique plaintext bytes the last backup added.", value: float64(s.BytesAdded)},
+			metric{name: "strata_backup_bytes_stored", typ: "gauge", help: "Bytes the last backup wrote to the repository.", value: float64(s.BytesStored)},
+			metric{name: "strata_backup_duration_seconds", typ: "gauge", help: "Duration of the last backup.", value: s.DurationSeconds})
+		if ok {
+			ms = append(ms, metric{name: "strata_backup_last_success_timestamp_seconds", typ: "gauge", help: "When a backup last succeeded.", value: now})
+		}
+	}
+	if until, ok := recoverableUntil(ctx, r); ok {
+		ms = append(ms, metric{name: "strata_recoverable_until_timestamp_seconds", typ: "gauge", help: "The newest point a restore reaches (snapshot or log): now minus this is the RPO.", value: until})
+	}
+	if v != nil {
+		ms = append(ms,
+			metric{name: "strata_verify_ok", typ: "gauge", help: "1 if the last verification passed.", value: boolValue(v.OK)},
+			metric{name: "strata_verify_restore_bytes_per_second", typ: "gauge", help: "Restore throughput of the last verification.", value: v.RestoreBytesPerSecond},
+			metric{name: "strata_verify_rto_estimate_seconds", typ: "gauge", help: "Recovery time the last verification implies.", value: v.RTOEstimateSeconds})
+	}
+	return writeMetrics(path, ms)
+}
+
+// recoverableUntil is the newest point a restore reaches, as Unix seconds:
+// the log's (with heartbeats) when it has a window, else the newest
+// snapshot's time.
+func recoverableUntil(ctx context.Context, r *repo.Repository) (float64, bool) {
+	if tl, err := snapshot.LoadTimeline(ctx, r, 0); err == nil {
+		if ws := tl.Windows(); len(ws) > 0 {
+			return float64(ws[len(ws)-1].ToTime.UnixNano()) / 1e9, true
+		}
+	}
+	all, err := snapshot.List(ctx, r)
+	if err != nil || len(all) == 0 {
+		return 0, false
+	}
+	return float64(all[len(all)-1].Time.UnixNano()) / 1e9, true
 }
 
 // tierOptions turns the tier flags into backup options.

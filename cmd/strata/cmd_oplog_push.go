@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -15,6 +16,7 @@ import (
 )
 
 type oplogPushOptions struct {
+	metricsFile string
 	flushInterval time.Duration
 	segmentSize   string
 	heartbeat     time.Duration
@@ -61,6 +63,7 @@ log that branches after lsn N. Restarts of that push go on without the flags.`,
 			fs.BoolVar(&o.newGeneration, "new-generation", false, "start a new generation of the log after --from-lsn")
 			fs.Int64Var(&o.fromLSN, "from-lsn", -1, "with --new-generation: the lsn of the newest generation it branches after (0: a fresh start)")
 			fs.DurationVar(&o.lockWait, "lock-wait", 0, "wait this long for another push to release the log")
+			fs.StringVar(&o.metricsFile, "metrics-file", "", "keep Prometheus textfile metrics here current (last seal, heartbeat, recoverable-until)")
 		},
 		run: func(ctx context.Context, g *globals, t *terminal, args []string) error {
 			return runOplogPush(ctx, g, t, o, args)
@@ -145,7 +148,20 @@ func runOplogPush(ctx context.Context, g *globals, t *terminal, o oplogPushOptio
 			}
 		}
 		opts.Warn = func(msg string) { t.warnf("%s", msg) }
+		pm := &pushMetrics{path: o.metricsFile, warn: opts.Warn}
+		if pm.path != "" {
+			sealed := opts.OnSealed
+			opts.OnSealed = func(s oplog.SealedSegment) {
+				sealed(s)
+				pm.sealed(s)
+			}
+			opts.OnHeartbeat = pm.heartbeat
+			pm.write(true)
+		}
 		res, err := oplog.Push(ctx, r, src, opts)
+		if pm.path != "" {
+			pm.write(false)
+		}
 		if res.Generation == 0 {
 			return err // nothing opened: the lease, or the generation
 		}
@@ -192,4 +208,59 @@ func oplogPlural(n int) string {
 func compactLog(ctx context.Context, l *oplog.Log) error {
 	_, err := l.Compact(ctx, oplog.CompactOptions{})
 	return err
+}
+
+// pushMetrics keeps push's textfile metrics current: written at the start,
+// after a seal or heartbeat (at most once a second), and at the end.
+type pushMetrics struct {
+	path                      string
+	warn                      func(string)
+	mu                        sync.Mutex
+	lastWrite                 time.Time
+	lsn, records              float64
+	lastSeal, lastHB, untilTS float64
+}
+
+func (m *pushMetrics) sealed(s oplog.SealedSegment) {
+	m.mu.Lock()
+	m.lsn, m.records, m.lastSeal = float64(s.LastLSN), m.records+float64(s.Records), float64(time.Now().UnixNano())/1e9
+	if ts, err := oplog.ParseTime(s.LastTS); err == nil {
+		m.untilTS = float64(ts.GoTime().UnixNano()) / 1e9
+	}
+	m.mu.Unlock()
+	m.maybeWrite()
+}
+
+func (m *pushMetrics) heartbeat(hb oplog.Heartbeat) {
+	m.mu.Lock()
+	m.lastHB = float64(hb.Time.UnixNano()) / 1e9
+	m.untilTS = max(m.untilTS, m.lastHB)
+	m.mu.Unlock()
+	m.maybeWrite()
+}
+
+func (m *pushMetrics) maybeWrite() {
+	m.mu.Lock()
+	due := time.Since(m.lastWrite) >= time.Second
+	m.mu.Unlock()
+	if due {
+		m.write(true)
+	}
+}
+
+func (m *pushMetrics) write(running bool) {
+	m.mu.Lock()
+	m.lastWrite = time.Now()
+	ms := []metric{
+		{name: "strata_oplog_push_running", typ: "gauge", help: "1 while an oplog push runs.", value: boolValue(running)},
+		{name: "strata_oplog_last_lsn", typ: "gauge", help: "The newest durable lsn this push stored.", value: m.lsn},
+		{name: "strata_oplog_pushed_records", typ: "gauge", help: "Records this push stored.", value: m.records},
+		{name: "strata_oplog_last_seal_timestamp_seconds", typ: "gauge", help: "When this push last sealed a segment (0: not yet).", value: m.lastSeal},
+		{name: "strata_oplog_last_heartbeat_timestamp_seconds", typ: "gauge", help: "When this push last wrote a heartbeat (0: not yet).", value: m.lastHB},
+		{name: "strata_recoverable_until_timestamp_seconds", typ: "gauge", help: "The log is durable up to this mutation time (or heartbeat): now minus this is the RPO.", value: m.untilTS},
+	}
+	m.mu.Unlock()
+	if err := writeMetrics(m.path, ms); err != nil && m.warn != nil {
+		m.warn(err.Error())
+	}
 }

@@ -144,7 +144,7 @@ func runRestore(ctx context.Context, r *repo.Repository, t *terminal, o restoreO
 	for _, name := range res.NotReplayed {
 		for _, tr := range e.Tiers {
 			if tr.Name == name {
-				t.warnf("warning: tier %s is a files tier with no log: restored as captured at %s (snapshot %s)", name, tr.CapturedAt.UTC().Format(time.RFC3339), e.ID.Short())
+				t.warnf("tier %s is a files tier with no log: restored as captured at %s (snapshot %s)", name, tr.CapturedAt.UTC().Format(time.RFC3339), e.ID.Short())
 			}
 		}
 	}
@@ -182,7 +182,7 @@ func runRestore(ctx context.Context, r *repo.Repository, t *terminal, o restoreO
 			}
 			t.printf(": snapshot %s plus %d log records in %d transactions\n", e.ID.Short(), rp.Applied, rp.Transactions)
 			if rp.Open != nil {
-				t.warnf("note: the open transaction %s from lsn %d (%d records) was left out", rp.Open.Tx, rp.Open.FirstLSN, rp.Open.Records)
+				t.warnf("the open transaction %s from lsn %d (%d records) was left out", rp.Open.Tx, rp.Open.FirstLSN, rp.Open.Records)
 			}
 		}
 		t.printf("restored snapshot %s to %s: %d files, %d dirs, %s in %s", e.ID.Short(), o.target, res.Files, res.Dirs, fmtBytes(res.Bytes), fmtDuration(secs))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/snapshot"
+	"github.com/strata-backup/strata/verify"
 )
 
 type snapshotsOptions struct {
@@ -76,17 +77,25 @@ func runSnapshots(ctx context.Context, r *repo.Repository, t *terminal, o snapsh
 			list = latestPerGroup(list, o.latest)
 		}
 	}
+	verified, err := verify.Latest(ctx, r)
+	if err != nil {
+		return err
+	}
 	if t.json {
 		out := make([]map[string]any, 0, len(list))
 		for _, e := range list {
-			out = append(out, snapshotJSON(e))
+			m := snapshotJSON(e)
+			if v := verified[e.ID.String()]; v != nil {
+				m["verified"] = map[string]any{"time": v.Time.Format(time.RFC3339Nano), "ok": v.OK, "rto_estimate_seconds": v.RTOEstimateSeconds}
+			}
+			out = append(out, m)
 		}
 		return t.printJSON(out)
 	}
 	tw := tabwriter.NewWriter(t.stdout, 0, 2, 2, ' ', 0)
 	if !t.quiet {
-		fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tPaths\tTiers\tSize")
-		fmt.Fprintln(tw, "--\t----\t----\t----\t-----\t-----\t----")
+		fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tPaths\tTiers\tSize\tVerified")
+		fmt.Fprintln(tw, "--\t----\t----\t----\t-----\t-----\t----\t--------")
 		for _, e := range list {
 			size := ""
 			if e.Summary != nil {
@@ -104,13 +113,24 @@ func runSnapshots(ctx context.Context, r *repo.Repository, t *terminal, o snapsh
 			}
 			for _, tr := range e.Tiers {
 				if tr.Format == snapshot.FormatGraph {
-					tiers = append(tiers, fmt.Sprintf("%s(%d nodes, %d rels)", tr.Name, tr.Nodes, tr.Relationships))
+					approx := ""
+					if tr.CountsFrom != "" {
+						approx = "~" // the base's counts (synthesized)
+					}
+					tiers = append(tiers, fmt.Sprintf("%s(%s%d nodes, %s%d rels)", tr.Name, approx, tr.Nodes, approx, tr.Relationships))
 				} else {
 					tiers = append(tiers, tr.Name+"(files)")
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", e.ID.Short(), e.Time.Local().Format("2006-01-02 15:04:05"),
-				e.Hostname, strings.Join(e.Tags, ","), strings.Join(paths, ","), strings.Join(tiers, " "), size, mark)
+			ver := ""
+			if v := verified[e.ID.String()]; v != nil {
+				ver = "FAILED " + v.Time.Local().Format("01-02 15:04")
+				if v.OK {
+					ver = "ok " + v.Time.Local().Format("01-02 15:04") + ", RTO " + fmtDuration(v.RTOEstimateSeconds)
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\n", e.ID.Short(), e.Time.Local().Format("2006-01-02 15:04:05"),
+				e.Hostname, strings.Join(e.Tags, ","), strings.Join(paths, ","), strings.Join(tiers, " "), size, mark, ver)
 		}
 		fmt.Fprintf(tw, "%d snapshots\n", len(list))
 	}

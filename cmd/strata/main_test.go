@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/strata-backup/strata/backend/s3test"
@@ -91,6 +93,7 @@ func TestScripts(t *testing.T) {
 			"jsonenv":    cmdJSONEnv,
 			"randfile":   cmdRandfile,
 			"appendrand": cmdAppendRand,
+			"prom":       cmdProm,
 		},
 	})
 }
@@ -523,4 +526,50 @@ func randBytes(n int, seed uint64) []byte {
 		b.Write(w[:])
 	}
 	return b.Bytes()[:n]
+}
+
+// cmdProm parses FILE as a Prometheus textfile with the Prometheus text
+// parser (as node_exporter's textfile collector does) and checks each
+// NAME (present) or NAME=VALUE or NAME>VALUE (the sample without labels,
+// or the first sample of that name).
+func cmdProm(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 || neg {
+		ts.Fatalf("usage: prom FILE NAME[=|>VALUE]...")
+	}
+	f, err := os.Open(ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		ts.Fatalf("prom %s: not a valid textfile: %v", args[0], err)
+	}
+	for _, a := range args[1:] {
+		name, want, op := a, "", ""
+		if i := strings.IndexAny(a, "=>"); i >= 0 {
+			name, op, want = a[:i], a[i:i+1], a[i+1:]
+		}
+		mf := families[name]
+		if mf == nil || len(mf.Metric) == 0 {
+			ts.Fatalf("prom %s: no metric %s", args[0], name)
+		}
+		m := mf.Metric[0]
+		var v float64
+		switch {
+		case m.Gauge != nil:
+			v = m.Gauge.GetValue()
+		case m.Counter != nil:
+			v = m.Counter.GetValue()
+		case m.Untyped != nil:
+			v = m.Untyped.GetValue()
+		}
+		if op == "" {
+			continue
+		}
+		w, err := strconv.ParseFloat(want, 64)
+		ts.Check(err)
+		if op == "=" && v != w || op == ">" && !(v > w) {
+			ts.Fatalf("prom %s: %s is %v, want %s%s", args[0], name, v, op, want)
+		}
+	}
 }

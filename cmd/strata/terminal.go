@@ -210,3 +210,24 @@ func fmtBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// status shows a one-line status on a terminal's stderr (replaced by the
+// next one; nothing when stderr is not a terminal, with --json or -q).
+func (t *terminal) status(format string, a ...any) {
+	if !t.stderrTTY || t.json || t.quiet {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.stderr, "\r\x1b[K"+format, a...)
+}
+
+// clearStatus removes the status line.
+func (t *terminal) clearStatus() {
+	if !t.stderrTTY || t.json || t.quiet {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprint(t.stderr, "\r\x1b[K")
+}
