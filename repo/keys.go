@@ -93,22 +93,19 @@ func newKeyFile(mk masterKey, password string) ([]byte, error) {
 // openKeyFile tries password on one stored key file.
 func openKeyFile(stored []byte, password string) (masterKey, *KeyFile, error) {
 	var mk masterKey
-	var kf KeyFile
-	if err := json.Unmarshal(stored, &kf); err != nil {
-		return mk, nil, fmt.Errorf("decode key file: %w", err)
-	}
-	if kf.KDF != "argon2id" || kf.Time == 0 || kf.Threads == 0 || kf.MemoryKiB < 8*uint32(kf.Threads) || kf.MemoryKiB > 4<<20 {
-		return mk, nil, fmt.Errorf("decode key file: unsupported kdf %q %+v", kf.KDF, kf.KDFParams)
+	kf, err := ParseKeyFile(stored)
+	if err != nil {
+		return mk, nil, err
 	}
 	plain, err := newCrypter(passwordKey(password, kf.Salt, kf.KDFParams)).open(nil, kf.Data, keyAD)
 	if err != nil {
-		return mk, &kf, ErrWrongPassword
+		return mk, kf, ErrWrongPassword
 	}
 	if len(plain) != len(mk) {
-		return mk, &kf, fmt.Errorf("decode key file: master key of %d bytes: %w", len(plain), ErrCorrupt)
+		return mk, kf, fmt.Errorf("decode key file: master key of %d bytes: %w", len(plain), ErrCorrupt)
 	}
 	copy(mk[:], plain)
-	return mk, &kf, nil
+	return mk, kf, nil
 }
 
 // findKey tries password against every key file. A file that is damaged is
