@@ -22,7 +22,7 @@ var layers = [][]string{
 	{"oplog"},
 	{"snapshot"},
 	{"prune", "verify", "mirror", "drill"},
-	{"cmd/strata", "tools/gengraph", "e2e/ladybug"},
+	{"cmd/strata", "tools/gengraph", "tools/genoplog", "e2e/ladybug"},
 }
 
 func TestLayering(t *testing.T) {

@@ -15,8 +15,11 @@
 # base (BENCH_LAYERS_SIZE, default 200MiB), and the Go benchmark
 # BenchmarkBackupHeapLargeIndex (peak heap of a backup against a repository
 # holding 2,000,000 blobs vs an empty one; median of BENCH_HEAP_COUNT=3
-# runs). Prints the table and rewrites the results section of
-# docs/performance.md and docs/performance.svg.
+# runs). Point-in-time recovery, strata only, once (see the section below):
+# RPO of `oplog push --follow`, push and replay throughput of a
+# 1,000,000-record log over the export, and `snapshot synthesize` against a
+# graph-tier backup of the same 1% change. Prints the table and rewrites
+# the results section of docs/performance.md and docs/performance.svg.
 #
 # Environment: BENCH_SIZE (default 1GiB); BENCH_LAYERS_SIZE (default
 # 200MiB); BENCH_LAYERS_REPS (restores of each kind, default 5);
@@ -26,7 +29,11 @@
 # (default 1; the figures are then medians); BENCH_KEEP=1 keeps the data
 # and repositories; BENCH_SKIP_GRAPH=1 skips the graph-tier phases and
 # BENCH_SKIP_LAYERS=1 the layered restore; BENCH_SKIP_HEAP=1 skips the Go
-# benchmark; BENCH_NO_DOCS=1 prints the table without touching docs/.
+# benchmark; BENCH_SKIP_PITR=1 the point-in-time recovery phase, whose size
+# BENCH_PITR_RECORDS (default 1000000), BENCH_PITR_REPS (restores of each
+# kind, default 3) and BENCH_RPO_SAMPLES (default 30) set; BENCH_PITR_CHECK=1
+# also checks restore --lsn against ../shared/tools/graphref.py (small runs
+# only); BENCH_NO_DOCS=1 prints the table without touching docs/.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -68,7 +75,15 @@ R=bench/results.py
 # repositories, a restore and the graph sort's spill files: ~8x the data;
 # the layered-restore phase needs ~5x its own, smaller, data.
 avail_kb() { df -Pk "$1" 2>/dev/null | awk 'NR==2 {print $4}'; }
+# The PITR phase adds two copies of the graph repository, restores (two
+# at a time) and the mutation logs (~260 bytes a record, twice).
+PITR=1
+[ "${BENCH_SKIP_PITR:-}" != 1 ] || PITR=
+PRECORDS=${BENCH_PITR_RECORDS:-1000000}
+PREPS=${BENCH_PITR_REPS:-3}
+RPO_SAMPLES=${BENCH_RPO_SAMPLES:-30}
 need_kb=$(($(python3 $R size "$SIZE") / 1024 * 8 + $(python3 $R size "$LSIZE") / 1024 * 5 + 1))
+[ -z "$PITR" ] || need_kb=$((need_kb + $(python3 $R size "$SIZE") / 1024 * 3 + PRECORDS / 2))
 if [ -n "${BENCH_WORK:-}" ]; then
 	W=$BENCH_WORK
 	mkdir -p "$W"
@@ -96,7 +111,10 @@ cleanup_data() {
 		rm -rf "$W/data" "$W/alt" "$W/restic-repo" "$W/strata-repo" "$W/graph-repo" \
 			"$W/restic-cache" "$W/strata-cache" "$W/graph-cache" "$W/restore-restic" "$W/restore-strata" \
 			"$W/layers" "$W/layers-repo" "$W/flat-repo" "$W/layers-cache" "$W/flat-cache" \
-			"$W/restore-layers" "$W/restore-flat" "$W/tmp"
+			"$W/restore-layers" "$W/restore-flat" "$W/tmp" \
+			"$W/pitr" "$W/rpo-repo" "$W/rpo-cache" "$W/pitr-repo" "$W/pitr-cache" "$W/synth-repo" "$W/synth-cache" \
+			"$W/chg-repo" "$W/chg-cache" "$W/restore-plain" "$W/restore-lsn" "$W/restore-synth" "$W/restore-synth-lsn" \
+			"$W/restore-chg"
 	fi
 }
 cleanup() {
@@ -118,6 +136,7 @@ rec restic "$(restic version | head -1)"
 rec commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$([ -z "$(git status --porcelain 2>/dev/null)" ] || echo ' + uncommitted changes')"
 rec fs "$(df -PT "$W" | awk 'NR==2 {print $2}')"
 rec size_arg "$SIZE"
+rec command "$(env | grep '^BENCH_' | sort | tr '\n' ' ')sh bench/bench.sh"
 rec layers_size_arg "$LSIZE"
 rec loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 rec rounds "$ROUNDS"
@@ -128,6 +147,7 @@ go build -o "$W/bin/strata" ./cmd/strata
 STRATA=$W/bin/strata
 rec strata "$("$STRATA" version | head -1)"
 go build -o "$W/bin/gengraph" ./tools/gengraph
+[ -z "$PITR" ] || go build -o "$W/bin/genoplog" ./tools/genoplog
 # The heap benchmark is compiled now, so that the whole run measures the
 # same source even when commits land while it runs.
 [ "${BENCH_SKIP_HEAP:-}" = 1 ] || go test -c -o "$W/bin/repo.test" ./repo/
@@ -361,8 +381,151 @@ while [ "$ROUND" -le "$ROUNDS" ]; do
 done
 RES=$MAIN_RES
 python3 $R merge "$W" "$ROUNDS" >>"$RES"
-rm -rf "$W/alt" "$W/restic-repo" "$W/strata-repo" "$W/restic-cache" "$W/strata-cache"
+rm -rf "$W/alt/shuffled" "$W/restic-repo" "$W/strata-repo" "$W/restic-cache" "$W/strata-cache"
 log "tool runs done"
+
+# --- point-in-time recovery (strata only: restic has no mutation log) ----------------
+# 1. RPO: `oplog push --follow FILE --json` (default --flush-interval 1s)
+#    into a fresh repository, `oplog status --json` polled back to back, and
+#    RPO_SAMPLES (30) single-record lines appended at random moments (0.3-2 s
+#    apart): time from each append until push's sealed line covers it
+#    (durable) and until a status run reports it (visible); bench/rpo.py.
+# 2. Replay: the export as graph tiers with a consistent cut at lsn 0 (the
+#    PITR base), a plain restore of it before any log exists, then
+#    BENCH_PITR_RECORDS (1,000,000) records of a mixed workload
+#    (tools/genoplog: updates, inserts, deletes, tier moves, multi-record
+#    transactions) pushed in one `oplog push` (records/s), then
+#    BENCH_PITR_REPS (3) times, alternating: `restore BASE` and `restore
+#    --lsn END` (medians). Replay throughput = records / (PITR restore -
+#    plain restore).
+# 3. Synthesize: two copies of the base repository. Into one, the log that
+#    turns the export into the 1%-changed export (genoplog -changed: one
+#    upsert per changed record), `restore --lsn END`, `snapshot synthesize
+#    --json` (time, bytes stored, log_bytes) and `restore latest`; into the
+#    other, a graph-tier backup of the 1%-changed export (a delta layer on
+#    the same base). The three restores must be byte-identical.
+if [ -n "$PITR" ]; then
+	P=$W/pitr
+	rm -rf "$P" "$W/rpo-repo" "$W/rpo-cache" "$W/pitr-repo" "$W/pitr-cache" "$W/synth-repo" "$W/synth-cache" \
+		"$W/chg-repo" "$W/chg-cache"
+	mkdir -p "$P" "$W/logs/pitr" "$W/rpo-cache" "$W/pitr-cache"
+	for t in rpo pitr; do
+		tool $t init >"$W/logs/${t}_init.out" 2>&1 || {
+			cat "$W/logs/${t}_init.out" >&2
+			die "strata init ($t repository) failed"
+		}
+	done
+	rec pitr_records_arg "$PRECORDS"
+	rec pitr_reps "$PREPS"
+
+	# 1. RPO, on a small graph's log (the records' content does not matter)
+	"$W/bin/gengraph" -out "$P/rpo-graph" -nodes 2000 >&2
+	"$W/bin/genoplog" -graph "$P/rpo-graph" -records "$RPO_SAMPLES" -tx-max 1 -out "$P/rpo-src.jsonl" >/dev/null
+	settle
+	log "rpo: strata oplog push --follow FILE --json; $RPO_SAMPLES lines appended 0.3-2 s apart; oplog status --json in a loop (bench/rpo.py)"
+	STRATA_REPOSITORY="$W/rpo-repo" STRATA_CACHE_DIR="$W/rpo-cache" \
+		python3 bench/rpo.py "$STRATA" "$P/rpo-src.jsonl" "$P/rpo-follow.jsonl" "$RPO_SAMPLES" 1 "$W/logs/pitr/rpo" >"$P/rpo.txt" ||
+		die "the RPO measurement failed (logs in $W/logs/pitr/rpo)"
+	cat "$P/rpo.txt" >>"$RES"
+	rm -rf "$W/rpo-repo" "$W/rpo-cache"
+
+	# 2. the logs, against the export the rounds backed up
+	log "genoplog -graph $SRC -records $PRECORDS -out $P/mixed.jsonl"
+	t0=$(date +%s.%N)
+	"$W/bin/genoplog" -graph "$SRC" -records "$PRECORDS" -out "$P/mixed.jsonl" | sed 's/^/pitr_log_/' >>"$RES"
+	rec pitr_log_gen_secs "$(echo "$t0 $(date +%s.%N)" | awk '{printf "%.1f", $2 - $1}')"
+	log "genoplog -graph $SRC -changed $W/alt/changed -out $P/diff.jsonl"
+	"$W/bin/genoplog" -graph "$SRC" -changed "$W/alt/changed" -out "$P/diff.jsonl" | sed 's/^/synth_src_/' >>"$RES"
+	PEND=$(grep '^pitr_log_records=' "$RES" | cut -d= -f2)
+	DEND=$(grep '^synth_src_records=' "$RES" | cut -d= -f2)
+
+	# the PITR base: the export as graph tiers, cut at lsn 0
+	# shellcheck disable=SC2046
+	run pitr base backup --json $(tiers "$SRC") --lsn-start 0 --lsn-end 0
+	rec pitr_base_bytes "$(reposize pitr)"
+	base=$(python3 $R snapshot-id "$W/logs/pitr_base.out")
+	cp -a "$W/pitr-repo" "$W/synth-repo"
+	cp -a "$W/pitr-cache" "$W/synth-cache"
+	cp -a "$W/pitr-repo" "$W/chg-repo"
+	cp -a "$W/pitr-cache" "$W/chg-cache"
+	rm -rf "$W/restore-plain"
+	run pitr plain0 restore --json "$base" --target "$W/restore-plain"
+	rm -rf "$W/restore-plain"
+
+	before=$(reposize pitr)
+	run pitr push oplog push --json "$P/mixed.jsonl"
+	rec pitr_push_stored_bytes "$(($(reposize pitr) - before))"
+	rec pitr_push_segments "$(python3 $R count "$W/logs/pitr_push.out" sealed)"
+	python3 $R fields "$W/logs/pitr_push.out" pitr_push records last_lsn >>"$RES"
+	[ "$(grep '^pitr_push_last_lsn=' "$RES" | cut -d= -f2)" = "$PEND" ] || die "pitr: push did not store the log up to lsn $PEND"
+	run pitr status oplog status --json
+	run pitr timeline timeline --json
+
+	rep=1
+	while [ $rep -le "$PREPS" ]; do
+		if [ $((rep % 2)) = 1 ]; then ks="plain lsn"; else ks="lsn plain"; fi
+		for k in $ks; do
+			rm -rf "$W/restore-$k"
+			if [ $k = plain ]; then
+				run pitr plain$rep restore --json "$base" --target "$W/restore-$k"
+			else
+				run pitr lsn$rep restore --json --lsn "$PEND" --target "$W/restore-$k"
+			fi
+		done
+		rep=$((rep + 1))
+	done
+	python3 $R fields "$W/logs/pitr_lsn1.out" pitr_lsn records_replayed transactions_replayed lsn bytes_restored >>"$RES"
+	python3 $R fields "$W/logs/pitr_plain1.out" pitr_plain bytes_restored >>"$RES"
+	[ "$(grep '^pitr_lsn_records_replayed=' "$RES" | cut -d= -f2)" = "$PEND" ] ||
+		die "pitr: restore --lsn $PEND did not replay $PEND records (logs/pitr_lsn1.out)"
+	if [ "${BENCH_PITR_CHECK:-}" = 1 ] && [ -f "$ROOT/../shared/tools/graphref.py" ]; then
+		log "pitr: graphref.py state over the export and the log, compared with restore --lsn $PEND"
+		python3 "$ROOT/../shared/tools/graphref.py" state --tier fast="$SRC/fast.jsonl" --tier warm="$SRC/warm.jsonl" \
+			--tier cold="$SRC/cold.jsonl" --oplog "$P/mixed.jsonl" --lsn "$PEND" --out "$P/ref" >&2 &&
+			python3 "$ROOT/../shared/tools/graphref.py" compare "$P/ref" "$W/restore-lsn" >&2 ||
+			die "pitr: restore --lsn $PEND differs from graphref.py's state"
+		rec pitr_lsn_verified "graphref.py compare: restore --lsn $PEND equals the reference state"
+		rm -rf "$P/ref"
+	fi
+	rm -rf "$W/restore-plain" "$W/restore-lsn"
+	for k in plain lsn; do python3 $R median pitr $k "$RES" >>"$RES"; done
+
+	# 3. synthesize against a graph-tier backup of the same change
+	before=$(reposize synth)
+	run synth push oplog push --json "$P/diff.jsonl"
+	rec synth_push_stored_bytes "$(($(reposize synth) - before))"
+	rm -rf "$W/restore-synth-lsn" "$W/restore-synth"
+	run synth lsn restore --json --lsn "$DEND" --target "$W/restore-synth-lsn"
+	before=$(reposize synth)
+	run synth synthesize snapshot synthesize --json
+	rec synth_added_bytes "$(($(reposize synth) - before))"
+	python3 $R fields "$W/logs/synth_synthesize.out" synth changed records transactions bytes_stored log_bytes lsn duration_seconds >>"$RES"
+	rec synth_layers "$(layers synth)"
+	run synth restore restore --json latest --target "$W/restore-synth"
+	for f in fast warm cold; do
+		cmp "$W/restore-synth/$f.jsonl" "$W/restore-synth-lsn/$f.jsonl" >&2 ||
+			die "synthesize: restore latest differs from restore --lsn $DEND in $f"
+	done
+	rm -rf "$W/restore-synth"
+	before=$(reposize chg)
+	# shellcheck disable=SC2046
+	run chg backup backup --json $(tiers "$W/alt/changed")
+	rec chg_added_bytes "$(($(reposize chg) - before))"
+	python3 $R reported "$W/logs/chg_backup.out" chg backup >>"$RES"
+	rec chg_layers "$(layers chg)"
+	rm -rf "$W/restore-chg"
+	run chg restore restore --json latest --target "$W/restore-chg"
+	for f in fast warm cold; do
+		cmp "$W/restore-chg/$f.jsonl" "$W/restore-synth-lsn/$f.jsonl" >&2 ||
+			die "synthesize: the backup of the changed export restores $f differently from restore --lsn $DEND"
+	done
+	rec synth_verified "cmp: restore latest after synthesize = restore --lsn $DEND = restore of a backup of the changed export (3 tiers)"
+	rm -rf "$W/restore-chg" "$W/restore-synth-lsn"
+	mv "$W"/logs/pitr_* "$W"/logs/synth_* "$W"/logs/chg_* "$W"/logs/rpo_* "$W/logs/pitr/" 2>/dev/null || true
+	rm -rf "$P" "$W/pitr-repo" "$W/pitr-cache" "$W/synth-repo" "$W/synth-cache" "$W/chg-repo" "$W/chg-cache"
+	log "pitr done"
+fi
+rm -rf "$W/alt"
 
 # --- graph tiers: restore with 8 delta layers vs one base ----------------------------
 # A smaller graph (BENCH_LAYERS_SIZE): a base and eight successive versions,

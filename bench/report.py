@@ -17,10 +17,10 @@ END = "<!-- bench:results:end -->"
 
 HEADER = """# Performance
 
-`make bench` (bench/bench.sh, about 7 minutes on the 2-core reference
-machine) measures strata against restic on the same data, on the same
-machine, in one run, and rewrites the results section below and
-[performance.svg](performance.svg). See [bench/README.md](../bench/README.md).
+`make bench` (bench/bench.sh, about 15 minutes on the 2-core reference
+machine, 8 of them point-in-time recovery) measures strata against restic
+on the same data, on the same machine, in one run, and rewrites the
+results section below and [performance.svg](performance.svg). See [bench/README.md](../bench/README.md).
 
 ## Targets
 
@@ -43,6 +43,17 @@ machine, in one run, and rewrites the results section below and
     after its file backup of the same export;
   - restoring tiers that carry 8 delta layers takes at most 1.3x as long
     as restoring the same graph stored as one base.
+- **Point-in-time recovery** (strata only: restic has no mutation log, so
+  these figures are absolute; see [Point-in-time
+  recovery](#point-in-time-recovery)):
+  - RPO: with `oplog push --follow` and the default `--flush-interval 1s`,
+    the median time from a mutation's append to its durability is at most
+    1.5 s (p90 reported, and the same as `oplog status` shows it);
+  - a synthesized snapshot (`snapshot synthesize`) stores at most 1.5x the
+    compressed log range it covers;
+  - no target, reported: push throughput, `restore --lsn` of a 1 GiB graph
+    plus 1,000,000 log records against a plain restore of the same
+    snapshot, and the replay throughput that follows.
 
 ## Method
 
@@ -96,6 +107,40 @@ machine, in one run, and rewrites the results section below and
   time. The two restores are compared with each other and with
   `gengraph -canonical` of version 8 (`cmp`). Last, version 9 goes into
   the layered repository: it must be stored as a fresh base.
+- Point-in-time recovery, once per run (strata only), each repository
+  fresh, timed like the phases above:
+  1. RPO: `strata oplog push --follow FILE --json` (default
+     `--flush-interval 1s`) into an empty repository; `bench/rpo.py`
+     appends 30 single-record lines (`BENCH_RPO_SAMPLES`) to FILE, one at
+     a time after a pause drawn from `random.Random(1).uniform(0.3, 2.0)`
+     s, each with its `ts` set to the moment of the append, while a loop
+     runs `strata oplog status --json` back to back. Per line: the time
+     from the append until push prints the `sealed` line whose `last_lsn`
+     covers it (durable: the acknowledgement), and until a status run
+     that reports `last_lsn` at or past it has ended (visible: what a user
+     polling the repository sees, its own run time included). Median and
+     p90 of each.
+  2. Replay: `strata backup --tier ... --lsn-start 0 --lsn-end 0` of the
+     export DIR (the PITR base), a plain `restore BASE` before any log
+     exists, then a mutation log of 1,000,000 records (`go run
+     ./tools/genoplog -graph DIR -records 1000000`: node and relationship
+     updates, new nodes with new relationships, new relationships,
+     relationship and node deletes, tier moves, in transactions of 1–6
+     records, lsn 1..N, ts 1 ms apart) pushed by one `strata oplog push
+     --json FILE` (records/s), `oplog status` and `timeline`, then three
+     times, alternating (`BENCH_PITR_REPS`), `restore BASE` and `restore
+     --lsn N` (medians). Replay throughput is N / (PITR restore − plain
+     restore); `restore --json` must report N records replayed.
+  3. Synthesize: two copies of the base repository. Into one, the log
+     that turns DIR into its 1%-changed version (`genoplog -changed`: one
+     upsert per record that differs, shuffled, in transactions of 1–6),
+     `restore --lsn END`, `snapshot synthesize --json` (wall time,
+     `bytes_stored` against `log_bytes`, the stored size of the log range
+     it covers) and `restore latest`; into the other, `backup --tier ...`
+     of the 1%-changed export (a delta layer on the same base: wall time,
+     bytes stored). The run fails unless `restore latest` after
+     synthesize, `restore --lsn END` and the restore of that backup are
+     byte-identical.
 - Neither tool fsyncs restored files, so a restore's time ends when the
   data is in the page cache; backups' packs are fsynced by both.
 - "Bytes added" or "bytes stored" is the growth of the sum of the
@@ -351,6 +396,89 @@ def layer_figures(r):
     return rows, out
 
 
+RPO_TARGET, SYNTH_TARGET = 1.5, 1.5
+
+
+def pitr_figures(r):
+    """Rows of the point-in-time recovery table, (figure, value, note), and
+    the figures the verdicts and the SVG use. Strata only: restic has no
+    mutation log, so there is nothing to compare with."""
+    if "rpo_durable_median_secs" not in r and "pitr_lsn_secs" not in r:
+        return [], {}
+    g = lambda k: num(r, k)
+    reps = lambda k: " [" + ", ".join(r.get(k + "__reps", "").split()) + "]" if r.get(k + "__reps") else ""
+    cpu_rss = lambda p: (f"CPU {g(p + '_cpu_secs'):.1f} s, peak RSS {fmt_bytes(g(p + '_rss_kib') * 1024)}"
+                         if g(p + "_cpu_secs") is not None and g(p + "_rss_kib") is not None else "")
+    rows, out = [], {}
+    if "rpo_durable_median_secs" in r:
+        n = r.get("rpo_samples", "?")
+        out["rpo"] = {"median": {"durable": g("rpo_durable_median_secs"), "visible": g("rpo_visible_median_secs")},
+                      "p90": {"durable": g("rpo_durable_p90_secs"), "visible": g("rpo_visible_p90_secs")}}
+        rows.append((f"RPO: append to durable (push's `sealed` line covers it), {n} single-record appends 0.3-2 s apart",
+                     f"median {g('rpo_durable_median_secs'):.2f} s, p90 {g('rpo_durable_p90_secs'):.2f} s",
+                     f"min {g('rpo_durable_min_secs'):.2f} s, max {g('rpo_durable_max_secs'):.2f} s; "
+                     f"{r.get('rpo_segments', '?')} segments sealed; target: median <= {RPO_TARGET:g} s"))
+        rows.append(("RPO as a user sees it: append to an `oplog status --json` run (polled back to back) that reports it",
+                     f"median {g('rpo_visible_median_secs'):.2f} s, p90 {g('rpo_visible_p90_secs'):.2f} s",
+                     f"min {g('rpo_visible_min_secs'):.2f} s, max {g('rpo_visible_max_secs'):.2f} s; one status run takes "
+                     f"{g('rpo_status_median_secs'):.2f} s (median of {r.get('rpo_status_runs', '?')}, p90 "
+                     f"{g('rpo_status_p90_secs'):.2f} s)"))
+    if "pitr_lsn_secs" in r:
+        n = g("pitr_push_records") or g("pitr_log_records")
+        rows.append((f"Push of the mixed log: {int(n):,} records, {fmt_bytes(g('pitr_log_bytes'))} of JSON Lines, one `oplog push`",
+                     f"{n / g('pitr_push_secs'):,.0f} records/s ({g('pitr_push_secs'):.1f} s, "
+                     f"{g('pitr_log_bytes') / 1e6 / g('pitr_push_secs'):.1f} MB/s)",
+                     f"{cpu_rss('pitr_push')}; {r.get('pitr_push_segments', '?')} segments sealed, "
+                     f"{fmt_bytes(g('pitr_push_stored_bytes'))} stored (after push's compaction)"))
+        data = g("pitr_plain_bytes_restored") or g("data_bytes")
+        p0, pl, pi = g("pitr_plain0_secs"), g("pitr_plain_secs"), g("pitr_lsn_secs")
+        k = r.get("pitr_reps", "?")
+        if p0 is not None:
+            rows.append(("Plain restore of the base snapshot (cut at lsn 0), before any log was pushed",
+                         f"{p0:.2f} s ({data / 1e6 / p0:.1f} MB/s)", cpu_rss("pitr_plain0")))
+        rows.append((f"Plain restore of the same snapshot with the {int(n):,}-record log present (median of {k})",
+                     f"{pl:.2f} s{reps('pitr_plain_secs')}", cpu_rss("pitr_plain")))
+        rows.append((f"`restore --lsn {r.get('pitr_lsn_lsn', '?')}`: the same snapshot + {int(g('pitr_lsn_records_replayed') or 0):,} "
+                     f"records in {int(g('pitr_lsn_transactions_replayed') or 0):,} transactions (median of {k})",
+                     f"{pi:.2f} s{reps('pitr_lsn_secs')}",
+                     f"{cpu_rss('pitr_lsn')}; {fmt_ratio(ratio(pi, pl))}x the plain restore"))
+        out["restore"] = {"wall": {"base, no log": p0, "base": pl, "base + log": pi},
+                          "CPU": {"base, no log": g("pitr_plain0_cpu_secs"), "base": g("pitr_plain_cpu_secs"),
+                                  "base + log": g("pitr_lsn_cpu_secs")}}
+        replayed = g("pitr_lsn_records_replayed") or n
+        out["replay_rps"] = replayed / (pi - pl) if pi > pl else None
+        rows.append(("Replay throughput: records / (`restore --lsn` - plain restore)",
+                     f"{out['replay_rps']:,.0f} records/s" if out["replay_rps"] else "n/a (no difference)",
+                     (f"against the restore before any log: {replayed / (pi - p0):,.0f} records/s" if p0 and pi > p0 else "")))
+        for c, label in (("status", "`oplog status --json`"), ("timeline", "`timeline --json`")):
+            if g(f"pitr_{c}_secs") is not None:
+                rows.append((f"{label} with the {int(n):,}-record log", f"{g(f'pitr_{c}_secs'):.2f} s", cpu_rss(f"pitr_{c}")))
+    if "synth_bytes_stored" in r:
+        d = int(g("synth_records") or 0)
+        rows.append((f"Push of the 1% log: {d:,} upserts (the records gengraph -change 0.01 changes), "
+                     f"{fmt_bytes(g('synth_src_bytes'))} of JSON Lines",
+                     f"{g('synth_push_secs'):.2f} s", f"{fmt_bytes(g('synth_push_stored_bytes'))} stored"))
+        rows.append((f"`restore --lsn {r.get('synth_lsn', '?')}`: base + the 1% log", f"{g('synth_lsn_secs'):.2f} s", cpu_rss("synth_lsn")))
+        sb, lb, cb = g("synth_bytes_stored"), g("synth_log_bytes"), g("chg_added_bytes")
+        out["synth"] = {"log range": lb, "synthesize": sb, "graph backup": cb}
+        out["synth_ratio"] = ratio(sb, lb)
+        rows.append(("`snapshot synthesize --json` (base + 1% log) against a graph-tier backup of the 1%-changed export "
+                     "(a delta layer on the same base): wall time",
+                     f"{g('synth_synthesize_secs'):.2f} s against {g('chg_backup_secs'):.2f} s",
+                     f"synthesize: {cpu_rss('synth_synthesize')}; backup: {cpu_rss('chg_backup')}"))
+        rows.append(("Bytes stored: synthesize against the log range it covers (`log_bytes`) and against the backup",
+                     f"{fmt_bytes(sb)} against {fmt_bytes(lb)} ({fmt_ratio(out['synth_ratio'])}x the log range) "
+                     f"and {fmt_bytes(cb)} ({fmt_ratio(ratio(sb, cb))}x the backup)",
+                     f"target <= {SYNTH_TARGET:g}x the log range; layers after: synthesize {r.get('synth_layers', '?')}, "
+                     f"backup {r.get('chg_layers', '?')}"))
+        rows.append(("Restore of the synthesized snapshot (`restore latest`) / of the backup of the changed export",
+                     f"{g('synth_restore_secs'):.2f} s / {g('chg_restore_secs'):.2f} s", ""))
+    checks = [r[k] for k in ("pitr_lsn_verified", "synth_verified") if k in r]
+    if checks:
+        rows.append(("Checks", "; ".join(checks), ""))
+    return rows, out
+
+
 def blobs_label(r, style):
     """The large repository's blob count: "2M" (short) or "2,000,000"."""
     n = int(num(r, "heap_index_blobs", 2_000_000))
@@ -409,6 +537,16 @@ def verdicts(r, out):
                   f"({fmt_bytes(num(r, 'layers_restore_bytes'))} graph)", lo["restore_ratio"] <= LAYERS_TARGET,
                   f"{lo['restore_ratio']:.2f} (median wall time {lo['restore_secs']['8 layers']:.2f} s against "
                   f"{lo['restore_secs']['one base']:.2f} s; CPU {fmt_ratio(ratio(lo['restore_cpu']['8 layers'], lo['restore_cpu']['one base']))}x)"))
+    _, po = pitr_figures(r)
+    if "rpo" in po:
+        d, vis = po["rpo"]["median"]["durable"], po["rpo"]["median"]["visible"]
+        v.append((f"RPO: median time from append to durable <= {RPO_TARGET:g} s (push --follow, --flush-interval 1s)",
+                  d <= RPO_TARGET, f"{d:.2f} s (p90 {po['rpo']['p90']['durable']:.2f} s)"))
+        v.append((f"RPO as `oplog status` shows it: median <= {RPO_TARGET:g} s", vis <= RPO_TARGET,
+                  f"{vis:.2f} s (p90 {po['rpo']['p90']['visible']:.2f} s; one status run: {num(r, 'rpo_status_median_secs'):.2f} s)"))
+    if "synth_ratio" in po:
+        v.append((f"Synthesized snapshot stores <= {SYNTH_TARGET:g}x the log range it covers", po["synth_ratio"] <= SYNTH_TARGET,
+                  f"{po['synth_ratio']:.2f} ({fmt_bytes(po['synth']['synthesize'])} against {fmt_bytes(po['synth']['log range'])})"))
     if "heap_heap_ratio" in r:
         hc, hw = num(r, "heap_heap_ratio"), num(r, "heap_heap_ratio_warm")
         b = blobs_label(r, "short")
@@ -432,6 +570,7 @@ def machine(r):
     mem = num(r, "mem_kib")
     return [
         ("date", r.get("date", "?")),
+        *((("command", r["command"]),) if "command" in r else ()),
         ("commit", r.get("commit", "?")),
         ("cores (nproc)", r.get("nproc", "?")),
         ("CPU", r.get("cpu", "?")),
@@ -447,6 +586,13 @@ def machine(r):
                  + (f", {r['shuffled_files_differ']} in the line-shuffled copy" if "shuffled_files_differ" in r else "")),
         *((("layered-restore data", f"{fmt_bytes(num(r, 'layers_data_bytes'))} (-bytes {r.get('layers_size_arg', '?')}), "
             "then 8 versions with -change 0.01 -change-seed 1..8"),) if "layers_data_bytes" in r else ()),
+        *((("PITR data", f"the same export as graph tiers (cut at lsn 0); a log of {int(num(r, 'pitr_log_records')):,} records "
+            f"({fmt_bytes(num(r, 'pitr_log_bytes'))}; {r.get('pitr_log_node_updates', '?')} node and {r.get('pitr_log_rel_updates', '?')} "
+            f"relationship updates, {r.get('pitr_log_node_inserts', '?')} new nodes, {r.get('pitr_log_rel_inserts', '?')} new "
+            f"relationships, {r.get('pitr_log_rel_deletes', '?')} relationship and {r.get('pitr_log_node_deletes', '?')} node deletes, "
+            f"{r.get('pitr_log_tier_moves', '?')} tier moves; {r.get('pitr_log_transactions', '?')} transactions; tools/genoplog "
+            f"-records {r.get('pitr_records_arg', '?')}); the 1% log: {r.get('synth_src_records', '?')} upserts (genoplog -changed)"),)
+          if "pitr_log_records" in r else ()),
         ("load average (1, 5, 15 min) at start, end", f"{r.get('loadavg_start', '?')}; {r.get('loadavg_end', '?')}"
                                                         + (" (busy: other work shared the cores, wall times are unreliable)"
                                                            if busy(r) else "")),
@@ -454,7 +600,7 @@ def machine(r):
     ]
 
 
-def text_table(r, rows, heap, verd, mach, grows=(), lrows=()):
+def text_table(r, rows, heap, verd, mach, grows=(), lrows=(), prows=()):
     w0 = max(len(x[0]) for x in rows + heap) if heap else max(len(x[0]) for x in rows)
     w1 = max(len(x[1]) for x in rows + heap)
     w2 = max(len(x[2]) for x in rows + heap)
@@ -473,6 +619,11 @@ def text_table(r, rows, heap, verd, mach, grows=(), lrows=()):
         lines.append(" | ".join(("figure", "8 layers", "one base", "layers/base")))
         for row in lrows:
             lines.append(" | ".join(row))
+    if prows:
+        lines.append("")
+        lines.append("Point-in-time recovery (strata only; restic has no mutation log, so these figures are absolute):")
+        for row in prows:
+            lines.append(" | ".join(row))
     if heap:
         lines.append("")
         lines.append(f"{'BenchmarkBackupHeapLargeIndex':<{w0}} | {'empty repo':>{w1}} | {blobs_label(r, 'short') + ' blobs':>{w2}} | {blobs_label(r, 'short')}/empty (target <= 1.2)")
@@ -489,7 +640,7 @@ def text_table(r, rows, heap, verd, mach, grows=(), lrows=()):
     return "\n".join(lines)
 
 
-def md_results(r, rows, heap, verd, mach, grows=(), lrows=()):
+def md_results(r, rows, heap, verd, mach, grows=(), lrows=(), prows=()):
     L = [BEGIN, "", f"## Results ({r.get('date', '?')})", ""]
     n = int(num(r, "rounds", 1))
     if n > 1:
@@ -520,6 +671,15 @@ def md_results(r, rows, heap, verd, mach, grows=(), lrows=()):
         L.append("| figure | 8 delta layers | one base | 8 layers / one base |")
         L.append("| --- | ---: | ---: | ---: |")
         for row in lrows:
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
+    if prows:
+        L.append(f"Point-in-time recovery, strata only (restic has no mutation log, so these figures are absolute, "
+                 f"not ratios; see [Point-in-time recovery](#point-in-time-recovery) for the method):")
+        L.append("")
+        L.append("| figure | value | detail |")
+        L.append("| --- | ---: | --- |")
+        for row in prows:
             L.append("| " + " | ".join(row) + " |")
         L.append("")
     if heap:
@@ -618,6 +778,24 @@ def svg(r, out):
         panels.append((f"Graph restore, {fmt_bytes(num(r, 'layers_restore_bytes'))}: seconds", ("8 layers", "one base"),
                        [("wall time", lo["restore_secs"]), ("CPU time", lo["restore_cpu"])], lambda v: v,
                        lambda v: f"{v:.1f}"))
+    _, po = pitr_figures(r)
+    if "rpo" in po:
+        colors.update({"median": "#2a7ab0", "p90": "#9fc5e8"})
+        panels.append(("RPO, seconds (target: median <= 1.5)", ("median", "p90"),
+                       [("durable (push)", {"median": po["rpo"]["median"]["durable"], "p90": po["rpo"]["p90"]["durable"]}),
+                        ("visible (status)", {"median": po["rpo"]["median"]["visible"], "p90": po["rpo"]["p90"]["visible"]})],
+                       lambda v: v, lambda v: f"{v:.2f}"))
+    if "restore" in po:
+        colors.update({"base, no log": "#fbe3c4", "base": "#f3c58f", "base + log": "#e0892b"})
+        n = num(r, "pitr_lsn_records_replayed") or 0
+        panels.append((f"Restore, s: base (plain) vs base + {n / 1e6:g}M records" if n >= 1e5 else
+                       f"Restore, s: base (plain) vs base + {int(n):,} records", ("base, no log", "base", "base + log"),
+                       [("wall time", po["restore"]["wall"]), ("CPU time", po["restore"]["CPU"])], lambda v: v,
+                       lambda v: f"{v:.1f}"))
+    if "synth" in po:
+        colors.update({"log range": "#9fc5e8", "synthesize": "#2a7ab0", "graph backup": "#e0892b"})
+        panels.append(("1% change: MiB stored", ("log range", "synthesize", "graph backup"),
+                       [("bytes stored", po["synth"])], lambda v: v / (1 << 20), lambda v: f"{v:.2f}"))
     if "heap_heap_ratio" in r:
         h = lambda k: num(r, "heap_" + k)
         big = blobs_label(r, "short") + " blobs"
@@ -685,9 +863,10 @@ def main():
     heap = heap_rows(r)
     verd = verdicts(r, out)
     mach = machine(r)
-    print(text_table(r, rows, heap, verd, mach, grows, lrows))
+    prows, _ = pitr_figures(r)
+    print(text_table(r, rows, heap, verd, mach, grows, lrows, prows))
     if len(sys.argv) == 4:
-        write_md(sys.argv[2], md_results(r, rows, heap, verd, mach, grows, lrows))
+        write_md(sys.argv[2], md_results(r, rows, heap, verd, mach, grows, lrows, prows))
         with open(sys.argv[3], "w") as f:
             f.write(svg(r, out))
         print(f"\nwrote {sys.argv[2]} and {sys.argv[3]}")

@@ -10,6 +10,8 @@
     results.py layers < SNAPSHOT_JSON   each tier's layer count: "cold:N fast:N warm:N"
     results.py layer-bytes < SNAPSHOT   the bytes of all the tiers' layers
     results.py median TOOL PHASE RES    median of TOOL_PHASE{1,2,...}_{secs,rss_kib,cpu_secs} in RES
+    results.py fields OUT PREFIX KEY... PREFIX_KEY=value of the last JSON object in OUT (a tool's --json output)
+    results.py count OUT TYPE           the number of JSON lines in OUT whose message_type is TYPE
 """
 import json
 import os
@@ -101,6 +103,15 @@ def main(argv):
             if vals:
                 print(f"{tool}_{phase}_{m}={statistics.median(float(v) for v in vals):g}")
                 print(f"{tool}_{phase}_{m}__reps={' '.join(vals)}")
+    elif cmd == "fields":
+        docs = [json.loads(l) for l in open(argv[2]) if l.strip().startswith("{")]
+        if not docs:
+            sys.exit(f"{argv[2]}: no JSON output")
+        for k in argv[4:]:
+            v = docs[-1].get(k)
+            print(f"{argv[3]}_{k}={'' if v is None else json.dumps(v) if isinstance(v, (dict, list, bool)) else v}")
+    elif cmd == "count":
+        print(sum(1 for l in open(argv[2]) if l.strip().startswith("{") and json.loads(l).get("message_type") == argv[3]))
     elif cmd == "size":
         m = re.fullmatch(r"([0-9.]+)(GiB|MiB|KiB|B)?", argv[2])
         if not m:
