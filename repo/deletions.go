@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/strata-backup/strata/backend"
 	"github.com/strata-backup/strata/chunk"
 )
 
@@ -56,15 +58,42 @@ type MarkSet struct {
 }
 
 type markEvent struct {
-	t    time.Time
-	key  string
-	kind string
+	t      time.Time // the record's time (its writer's clock): replay order
+	stored time.Time // the record object's time by the store's clock
+	key    string
+	kind   string
 }
 
 // Marked reports whether backend key (a pack, "data/ab/ab…") is marked.
 func (m *MarkSet) Marked(key string) bool {
 	_, ok := m.marked[key]
 	return ok
+}
+
+// MarkedAt returns when key was (last) marked, by the store's clock (the
+// marking record's modification time, so clock skew between hosts cannot
+// shorten a safety margin); zero if it is not marked.
+func (m *MarkSet) MarkedAt(key string) time.Time {
+	if _, ok := m.marked[key]; !ok {
+		return time.Time{}
+	}
+	var t time.Time
+	for _, e := range m.events {
+		if e.key == key && e.kind == DeletionPruneMark && e.stored.After(t) {
+			t = e.stored
+		}
+	}
+	return t
+}
+
+// Keys returns the marked keys, sorted.
+func (m *MarkSet) Keys() []string {
+	keys := make([]string, 0, len(m.marked))
+	for k := range m.marked {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // Len returns the number of marked objects.
@@ -81,9 +110,15 @@ func (r *Repository) LoadMarks(ctx context.Context) (*MarkSet, error) {
 // and returns the keys that became marked.
 func (r *Repository) RefreshMarks(ctx context.Context, m *MarkSet) ([]string, error) {
 	var fresh []chunk.ID
-	err := r.List(ctx, PrefixDeletions, func(id chunk.ID, _ int64) error {
+	stored := map[chunk.ID]time.Time{}
+	err := r.be.List(ctx, PrefixDeletions+"/", func(oi backend.ObjectInfo) error {
+		id, err := chunk.ParseID(oi.Key[strings.LastIndexByte(oi.Key, '/')+1:])
+		if err != nil {
+			return nil
+		}
 		if _, ok := m.seen[id]; !ok {
 			fresh = append(fresh, id)
+			stored[id] = oi.ModTime
 		}
 		return nil
 	})
@@ -98,7 +133,7 @@ func (r *Repository) RefreshMarks(ctx context.Context, m *MarkSet) ([]string, er
 		m.seen[id] = struct{}{}
 		add := func(keys []string, kind string) {
 			for _, k := range keys {
-				m.events = append(m.events, markEvent{t: d.Time, key: k, kind: kind})
+				m.events = append(m.events, markEvent{t: d.Time, stored: stored[id], key: k, kind: kind})
 			}
 		}
 		add(d.Marked, DeletionPruneMark)
