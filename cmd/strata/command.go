@@ -31,7 +31,7 @@ func rootCommand() *command {
 		newInitCommand(), newBackupCommand(), newSnapshotsCommand(), newLsCommand(),
 		newRestoreCommand(), newDumpCommand(), newKeyCommand(), newCatCommand(),
 		newStatsCommand(), newGraphCommand(), newOplogCommand(), newTimelineCommand(), newSnapshotCommand(),
-		newCheckCommand(), newVerifyCommand(),
+		newCheckCommand(), newVerifyCommand(), newForgetCommand(), newPruneCommand(), newMirrorCommand(),
 		newVersionCommand(), newHelpCommand(root),
 	}
 	return root
