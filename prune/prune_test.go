@@ -316,3 +316,76 @@ func TestPruneOldSegments(t *testing.T) {
 	}
 	ps.Close()
 }
+
+// TestWindowSurvivesForgetAndPrune: a log of ten days and a snapshot with a
+// cut each day; forget --keep-last 1 --keep-oplog 3d then prune leave a
+// timeline whose window is gap-free and at least three days long, and a
+// later forget without the flag keeps it.
+func TestWindowSurvivesForgetAndPrune(t *testing.T) {
+	e := newEnv(t)
+	l, err := oplog.Open(e.ctx, e.r, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	src := filepath.Join(e.src, "warm.jsonl")
+	if err := os.WriteFile(src, []byte(`{"type":"node","id":"n0"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const perDay = 24 // one record an hour
+	for d := range 10 {
+		if d > 0 { // a snapshot at the start of each day, cut at the last record so far
+			lsn := uint64(d * perDay)
+			if _, err := snapshot.Backup(e.ctx, e.r, snapshot.BackupOptions{Tiers: []snapshot.TierSpec{{Name: "warm", Source: src}},
+				Time: day0.Add(time.Duration(d) * 24 * time.Hour), Cut: &snapshot.Cut{Generation: 1, LSNStart: lsn, LSNEnd: lsn}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var recs []*oplog.Record
+		for h := range perDay {
+			lsn := uint64(d*perDay + h + 1)
+			ts := day0.Add(time.Duration(d*24+h) * time.Hour).Format(time.RFC3339)
+			rec, err := oplog.ParseRecord([]byte(fmt.Sprintf(`{"lsn":%d,"ts":%q,"tier":"warm","op":"upsert","record":{"type":"node","id":"n%d"}}`, lsn, ts, lsn)), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, rec)
+		}
+		if _, err := l.Append(e.ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	window := 3 * 24 * time.Hour
+	forget := func(keep *time.Duration) {
+		t.Helper()
+		plan, err := prune.PlanForget(e.ctx, e.r, prune.ForgetOptions{Policy: prune.Policy{Last: 1}, GroupBy: prune.DefaultGroupBy, KeepOplog: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := plan.Execute(e.ctx, e.r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forget(&window)
+	forget(nil) // a later forget without the flag honours the stored window
+	res := e.prune(prune.Options{Margin: 0})
+	if len(res.Segments) == 0 {
+		t.Error("prune removed no log segment outside the window")
+	}
+	tl, err := snapshot.LoadTimeline(e.ctx, repotest.Reopen(t, e.r), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := tl.Windows()
+	if len(tl.Coverage.Gaps) != 0 || len(ws) != 1 {
+		t.Fatalf("after prune: windows %+v gaps %+v, want one window and no gap", ws, tl.Coverage.Gaps)
+	}
+	newest := day0.Add(10*24*time.Hour - time.Hour)
+	from := ws[0].From.Time.GoTime()
+	if ws[0].From.TS == "" {
+		from = time.Time{} // before the log: every point
+	}
+	if got := newest.Sub(from); got < window {
+		t.Errorf("the recoverable window spans %s back from the newest mutation, want at least %s", got, window)
+	}
+}
