@@ -15,13 +15,14 @@ const module = "github.com/strata-backup/strata"
 // chunk, with backend under repo. A new package must be placed here.
 var layers = [][]string{
 	{"chunk", "backend", "graphgen"},
-	{"index", "backend/backendtest", "backend/s3test"},
+	{"index", "backend/backendtest", "backend/s3test", "backend/fault"},
 	{"repo"},
 	{"repo/repotest"},
 	{"graph"},
 	{"oplog"},
 	{"snapshot"},
-	{"prune", "verify", "mirror", "drill"},
+	{"prune", "verify", "mirror"},
+	{"drill"},
 	{"cmd/strata", "tools/gengraph", "tools/genoplog", "e2e/ladybug"},
 }
 

@@ -31,7 +31,8 @@ func rootCommand() *command {
 		newInitCommand(), newBackupCommand(), newSnapshotsCommand(), newLsCommand(),
 		newRestoreCommand(), newDumpCommand(), newKeyCommand(), newCatCommand(),
 		newStatsCommand(), newGraphCommand(), newOplogCommand(), newTimelineCommand(), newSnapshotCommand(),
-		newCheckCommand(), newVerifyCommand(), newForgetCommand(), newPruneCommand(), newMirrorCommand(),
+		newCheckCommand(), newVerifyCommand(), newForgetCommand(), newPruneCommand(), newMirrorCommand(), newRepairCommand(),
+		newDrillCommand(),
 		newVersionCommand(), newHelpCommand(root),
 	}
 	return root
