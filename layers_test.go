@@ -21,7 +21,8 @@ var layers = [][]string{
 	{"graph"},
 	{"oplog"},
 	{"snapshot"},
-	{"prune", "verify", "mirror"},
+	{"prune", "verify"},
+	{"mirror"},
 	{"drill"},
 	{"cmd/strata", "tools/gengraph", "tools/genoplog", "e2e/ladybug"},
 }

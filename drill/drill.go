@@ -496,7 +496,7 @@ func (d *driller) corruption(ctx context.Context) ScenarioReport {
 		})
 		return d.report()
 	}
-	d.step("repair from the mirror", func() (string, error) { return d.repair(ctx, rr, ov, damaged) })
+	d.step("repair from the mirror", func() (string, error) { return d.repair(ctx, rr, damaged) })
 	d.step("check after repair", func() (string, error) {
 		res, err := verify.Check(ctx, rr, verify.CheckOptions{ReadData: true})
 		if err != nil {
@@ -510,22 +510,27 @@ func (d *driller) corruption(ctx context.Context) ScenarioReport {
 	return d.report()
 }
 
-// repair copies the damaged objects back from the mirror into the overlay,
-// each verified against the hash its name demands.
-func (d *driller) repair(ctx context.Context, rr *repo.Repository, ov *Overlay, damaged []string) (string, error) {
-	n := 0
-	for _, k := range damaged {
-		b, err := backend.LoadAll(ctx, d.opts.From, k)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", k, err)
-		}
-		ov.Drop(k)
-		if err := ov.Save(ctx, k, b); err != nil {
-			return "", err
-		}
-		n++
+// repair runs strata repair from the mirror against the overlay: it finds
+// the damage itself (check --read-data) and copies back verified objects.
+func (d *driller) repair(ctx context.Context, rr *repo.Repository, damaged []string) (string, error) {
+	res, err := mirror.Repair(ctx, rr, d.opts.From, mirror.RepairOptions{})
+	if err != nil {
+		return "", err
 	}
-	return fmt.Sprintf("%d objects copied back from %s", n, d.opts.FromLocation), nil
+	fixed := map[string]bool{}
+	for _, o := range res.Repaired {
+		fixed[o.Object] = true
+	}
+	var missed []string
+	for _, k := range damaged {
+		if !fixed[k] {
+			missed = append(missed, k)
+		}
+	}
+	if len(missed) > 0 || !res.OK {
+		return "", fmt.Errorf("repaired %d objects; not repaired: %s (%d unrepairable)", len(res.Repaired), strings.Join(missed, ", "), len(res.Unrepairable))
+	}
+	return fmt.Sprintf("%d objects repaired from %s", len(res.Repaired), d.opts.FromLocation), nil
 }
 
 // sampleSource writes a small tree to back up in the write scenarios.
