@@ -24,12 +24,20 @@ func OpenLocalWithoutLinks(dir string) (Backend, error) {
 // SetListPageSize makes a cloud backend list n keys per request, so tests
 // exercise pagination without thousands of objects.
 func SetListPageSize(b Backend, n int) {
-	b.(*cloudBackend).listPageSize = n
+	cloudOf(b).listPageSize = n
 }
 
 // SetHeadFirst sets the body size from which a cloud backend's Save checks
 // for an existing key before uploading (0: never), so tests can reach the
 // conditional-write paths with large bodies.
 func SetHeadFirst(b Backend, n int) {
-	b.(*cloudBackend).headFirst = n
+	cloudOf(b).headFirst = n
+}
+
+// cloudOf finds the cloud backend under Open's retry wrapper.
+func cloudOf(b Backend) *cloudBackend {
+	if r, ok := b.(*retryBackend); ok {
+		b = r.be
+	}
+	return b.(*cloudBackend)
 }

@@ -120,11 +120,11 @@ func open(ctx context.Context, location string, create bool) (Backend, error) {
 		_ = bucket.Close()
 		return nil, fmt.Errorf("open %s: %w", redactURL(location), err)
 	}
-	conns := cloudConnections
 	if scheme == "mem" {
-		conns = memConnections
+		return newCloud(bucket, displayURL(u, prefix), memConnections), nil
 	}
-	return newCloud(bucket, displayURL(u, prefix), conns), nil
+	// Networks fail transiently; local disks and memory do not.
+	return Retry(newCloud(bucket, displayURL(u, prefix), cloudConnections), RetryOptions{}), nil
 }
 
 // fileURLPath extracts the directory from a file:// URL. Only absolute
