@@ -13,8 +13,14 @@ import (
 	"github.com/strata-backup/strata/backend"
 )
 
-// ErrPartition is the error a cut overlay gives (a network partition).
-var ErrPartition = errors.New("connection refused (drill: partition)")
+// ErrPartition is the error a cut overlay gives (a network partition). It
+// is temporary, as a refused connection is: backend.Retry retries it.
+var ErrPartition error = partitionError{}
+
+type partitionError struct{}
+
+func (partitionError) Error() string   { return "connection refused (drill: partition)" }
+func (partitionError) Temporary() bool { return true }
 
 // Overlay is a copy-on-write view of a store: reads fall through to the
 // base, writes, removals and damage stay in memory, so a drill can damage

@@ -27,7 +27,7 @@ func Text(rep *Report) string {
 		}
 		b.WriteString("\n")
 		for _, st := range sc.Steps {
-			fmt.Fprintf(&b, "  %-4s %-24s %9s  %s\n", verdict(st.OK), st.Name, secs(st.Seconds), st.Detail)
+			fmt.Fprintf(&b, "  %-4s %-32s %9s  %s\n", verdict(st.OK), st.Name, secs(st.Seconds), st.Detail)
 		}
 		if len(sc.Targets) > 0 {
 			b.WriteString("  recovery time by target:\n")
