@@ -205,18 +205,22 @@ func (d *driller) report() ScenarioReport {
 	return sc
 }
 
-// newestMutation is the primary's newest durable mutation or heartbeat
-// time (zero without a log): what a total loss could lose up to.
+// newestMutation is the newest durable mutation or heartbeat time of r's
+// log (false without a log): what a total loss could lose up to, and what
+// the -DUR targets count back from.
 func newestMutation(ctx context.Context, r *repo.Repository) (time.Time, bool) {
 	tl, err := snapshot.LoadTimeline(ctx, r, 0)
 	if err != nil {
 		return time.Time{}, false
 	}
-	rpo, ok := tl.RPO(time.Now())
-	if !ok {
-		return time.Time{}, false
+	var newest time.Time
+	if runs := tl.Coverage.Runs; len(runs) > 0 {
+		newest = runs[len(runs)-1].Last.Time.GoTime()
 	}
-	return time.Now().Add(-rpo), true
+	if hb := tl.Heartbeat; hb != nil && hb.Time.After(newest) {
+		newest = hb.Time
+	}
+	return newest, !newest.IsZero()
 }
 
 // recover is total-loss (from the mirror as it is, or fetched first) and
@@ -351,6 +355,10 @@ func (d *driller) targets(ctx context.Context, src *repo.Repository) []TargetTim
 			if tgt == "latest" {
 				detail, t, lsn, err := restoreNewest(ctx, src, dir, d.opts)
 				tt.Detail, tt.Point, tt.LSN = detail, t.UTC().Format(time.RFC3339Nano), lsn
+				if err != nil {
+					return err
+				}
+				_, err = checkDir(dir, d.opts) // every row: restore, replay and check
 				return err
 			}
 			dur, err := time.ParseDuration(strings.TrimPrefix(tgt, "-"))
