@@ -560,20 +560,26 @@ func sampleSource(dir string, seed uint64) (string, error) {
 	return src, nil
 }
 
-// diskFull: a backup into a store that runs out of space fails cleanly,
-// the repository stays checkable, and the next backup succeeds.
-func (d *driller) diskFull(ctx context.Context) ScenarioReport {
-	ov := NewOverlay(d.r.Backend())
-	var rr *repo.Repository
-	var src string
-	if !d.step("prepare", func() (string, error) {
+// prepareWrites is the write scenarios' first step: an overlay of the
+// repository, opened, and a small source to back up.
+func (d *driller) prepareWrites(ctx context.Context) (ov *Overlay, rr *repo.Repository, src string, ok bool) {
+	ov = NewOverlay(d.r.Backend())
+	ok = d.step("prepare", func() (string, error) {
 		var err error
 		if rr, err = d.opts.Open(ctx, ov); err != nil {
 			return "", err
 		}
 		src, err = sampleSource(d.work, d.opts.Seed)
 		return "an overlay of the repository and a 2 MiB source", err
-	}) {
+	})
+	return ov, rr, src, ok
+}
+
+// diskFull: a backup into a store that runs out of space fails cleanly,
+// the repository stays checkable, and the next backup succeeds.
+func (d *driller) diskFull(ctx context.Context) ScenarioReport {
+	ov, rr, src, ok := d.prepareWrites(ctx)
+	if !ok {
 		return d.report()
 	}
 	ov.SetLimit(256 << 10)
@@ -597,17 +603,8 @@ func (d *driller) diskFull(ctx context.Context) ScenarioReport {
 // cleanly, and once the network heals the repository checks and a later
 // backup completes.
 func (d *driller) partition(ctx context.Context) ScenarioReport {
-	ov := NewOverlay(d.r.Backend())
-	var rr *repo.Repository
-	var src string
-	if !d.step("prepare", func() (string, error) {
-		var err error
-		if rr, err = d.opts.Open(ctx, ov); err != nil {
-			return "", err
-		}
-		src, err = sampleSource(d.work, d.opts.Seed)
-		return "an overlay of the repository and a 2 MiB source", err
-	}) {
+	ov, rr, src, ok := d.prepareWrites(ctx)
+	if !ok {
 		return d.report()
 	}
 	d.step("backup during a partition", func() (string, error) {
