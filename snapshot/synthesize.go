@@ -224,32 +224,13 @@ func (a *archiver) synthLayer(ctx context.Context, t Tier, since chunk.ID, layer
 			return nil, err
 		}
 		defer state.Close()
-		var nodesN, relsN int64
-		base, err := a.storeCanonical(ctx, baseName, func(w io.Writer) error {
-			bw := newLineWriter(w)
-			for {
-				rec, err := state.Next()
-				if errors.Is(err, io.EOF) {
-					return bw.flush()
-				}
-				if err != nil {
-					return err
-				}
-				if rec.Kind == graph.KindNode {
-					nodesN++
-				} else {
-					relsN++
-				}
-				if err := bw.write(rec.Canonical); err != nil {
-					return err
-				}
-			}
-		})
+		var c stateCount
+		base, err := a.storeCanonical(ctx, baseName, func(w io.Writer) error { return c.write(w, state) })
 		if err != nil {
 			return nil, err
 		}
 		nodes, nt.Layers = []*Node{base}, nil
-		nt.Nodes, nt.Relationships, nt.Stats, nt.CountsFrom = nodesN, relsN, nil, ""
+		nt.Nodes, nt.Relationships, nt.Stats, nt.CountsFrom = c.nodes, c.rels, nil, ""
 	}
 	id, err := SaveTree(ctx, a.r, a.w, &Tree{Nodes: nodes})
 	if err != nil {
@@ -264,33 +245,12 @@ func (a *archiver) synthLayer(ctx context.Context, t Tier, since chunk.ID, layer
 // base (tombstones and detach lines have nothing older to act on).
 func (a *archiver) synthNewTier(ctx context.Context, name string, layer graph.Iterator) (*Tier, error) {
 	nt := &Tier{Name: name, Format: FormatGraph, CapturedAt: a.now}
-	node, err := a.storeCanonical(ctx, baseName, func(w io.Writer) error {
-		bw := newLineWriter(w)
-		for {
-			rec, err := layer.Next()
-			if errors.Is(err, io.EOF) {
-				return bw.flush()
-			}
-			if err != nil {
-				return err
-			}
-			if rec.Tombstone {
-				continue
-			}
-			if rec.Kind == graph.KindNode {
-				nt.Nodes++
-			} else {
-				nt.Relationships++
-			}
-			nt.Bytes += int64(len(rec.Canonical) + 1)
-			if err := bw.write(rec.Canonical); err != nil {
-				return err
-			}
-		}
-	})
+	c := stateCount{skipTombstones: true}
+	node, err := a.storeCanonical(ctx, baseName, func(w io.Writer) error { return c.write(w, layer) })
 	if err != nil {
 		return nil, err
 	}
+	nt.Nodes, nt.Relationships, nt.Bytes = c.nodes, c.rels, c.bytes
 	id, err := SaveTree(ctx, a.r, a.w, &Tree{Nodes: []*Node{node}})
 	if err != nil {
 		return nil, err
@@ -298,6 +258,39 @@ func (a *archiver) synthNewTier(ctx context.Context, name string, layer graph.It
 	nt.Tree = &id
 	a.countTier(nil, false)
 	return nt, nil
+}
+
+// stateCount writes a state's canonical lines and counts them; with
+// skipTombstones it leaves out tombstones and detach lines (a layer over
+// nothing, written as a base).
+type stateCount struct {
+	skipTombstones     bool
+	nodes, rels, bytes int64
+}
+
+func (c *stateCount) write(w io.Writer, it graph.Iterator) error {
+	bw := newLineWriter(w)
+	for {
+		rec, err := it.Next()
+		if errors.Is(err, io.EOF) {
+			return bw.flush()
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Tombstone && c.skipTombstones {
+			continue
+		}
+		if rec.Kind == graph.KindNode {
+			c.nodes++
+		} else {
+			c.rels++
+		}
+		c.bytes += int64(len(rec.Canonical) + 1)
+		if err := bw.write(rec.Canonical); err != nil {
+			return err
+		}
+	}
 }
 
 // layerCount writes a layer stream and counts its lines by kind.
