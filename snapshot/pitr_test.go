@@ -123,3 +123,51 @@ func ptime(s string) *time.Time {
 	}
 	return &tm
 }
+
+// TestSynthesizeFold: synthesized layers stack until MaxLayers, then the
+// tier is folded into a new base; both restore the state at their lsn.
+func TestSynthesizeFold(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t)
+	src := filepath.Join(t.TempDir(), "warm.jsonl")
+	if err := os.WriteFile(src, []byte(`{"type":"node","id":"n0"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.Backup(ctx, r, snapshot.BackupOptions{Tiers: []snapshot.TierSpec{{Name: "warm", Source: src}},
+		Cut: &snapshot.Cut{Generation: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	appendLog(t, r, 1, 5)
+	count := func(e snapshot.Entry) int {
+		t.Helper()
+		ps, err := snapshot.CutState(ctx, repotest.Reopen(t, r), e, nil, 0, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ps.Close()
+		n := 0
+		for {
+			if _, err := ps.Tiers["warm"].Next(); err != nil {
+				return n
+			}
+			n++
+		}
+	}
+	for _, tc := range []struct {
+		lsn    uint64
+		layers int
+		nodes  int64 // the tier's counted nodes after a fold
+	}{{lsn: 3, layers: 1}, {lsn: 5, layers: 0, nodes: 6}} {
+		res, err := snapshot.Synthesize(ctx, r, snapshot.SynthesizeOptions{Target: &snapshot.Target{LSN: tc.lsn, HasLSN: true}, MaxLayers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tier := res.Snapshot.Tiers[0]
+		if len(tier.Layers) != tc.layers || tc.nodes > 0 && (tier.Nodes != tc.nodes || tier.CountsFrom != "") {
+			t.Errorf("lsn %d: %d layers, %d nodes (counts from %q); want %d layers", tc.lsn, len(tier.Layers), tier.Nodes, tier.CountsFrom, tc.layers)
+		}
+		if n := count(snapshot.Entry{ID: res.ID, Snapshot: res.Snapshot}); n != int(tc.lsn)+1 {
+			t.Errorf("lsn %d: the synthesized snapshot restores %d nodes, want %d", tc.lsn, n, tc.lsn+1)
+		}
+	}
+}

@@ -203,34 +203,40 @@ func (a *archiver) synthLayer(ctx context.Context, t Tier, since chunk.ID, layer
 	if err != nil {
 		return nil, err
 	}
-	var c layerCount
-	node, err := a.storeCanonical(ctx, layerName(len(t.Layers)+1), func(w io.Writer) error {
-		return c.write(w, layer)
-	})
-	if err != nil {
-		return nil, err
-	}
-	if c.lines == 0 {
-		a.countTier(&t, true)
-		return &nt, nil // nothing of this tier changed
-	}
-	nt.Layers = append(nt.Layers, Layer{Since: since, Upserts: c.upserts, Tombstones: c.tombstones, Detaches: c.detaches, Bytes: int64(node.Size)})
-	nodes := append(slices.Clone(ptree.Nodes), node)
-	if len(nt.Layers) > maxLayers {
-		// Fold: the tier's whole state becomes a new base (reads the tier
-		// once; the layers it replaces stay with the older snapshots).
-		state, err := tierState(ctx, a.r, t.Name, &Tree{Nodes: nodes})
+	var nodes []*Node
+	if len(t.Layers)+1 > maxLayers {
+		// Fold: the tier's state with the new layer applied becomes a new
+		// base (reads the tier once; the layers it replaces stay with the
+		// older snapshots). The layer is applied as it streams: its blobs
+		// would not be readable before the writer commits.
+		state, err := tierState(ctx, a.r, t.Name, ptree)
 		if err != nil {
 			return nil, err
 		}
 		defer state.Close()
 		var c stateCount
-		base, err := a.storeCanonical(ctx, baseName, func(w io.Writer) error { return c.write(w, state) })
+		base, err := a.storeCanonical(ctx, baseName, func(w io.Writer) error {
+			return c.write(w, graph.Apply(state, []graph.Iterator{layer}))
+		})
 		if err != nil {
 			return nil, err
 		}
 		nodes, nt.Layers = []*Node{base}, nil
 		nt.Nodes, nt.Relationships, nt.Stats, nt.CountsFrom = c.nodes, c.rels, nil, ""
+	} else {
+		var c layerCount
+		node, err := a.storeCanonical(ctx, layerName(len(t.Layers)+1), func(w io.Writer) error {
+			return c.write(w, layer)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if c.lines == 0 {
+			a.countTier(&t, true)
+			return &nt, nil // nothing of this tier changed
+		}
+		nt.Layers = append(nt.Layers, Layer{Since: since, Upserts: c.upserts, Tombstones: c.tombstones, Detaches: c.detaches, Bytes: int64(node.Size)})
+		nodes = append(slices.Clone(ptree.Nodes), node)
 	}
 	id, err := SaveTree(ctx, a.r, a.w, &Tree{Nodes: nodes})
 	if err != nil {
