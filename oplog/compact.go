@@ -2,8 +2,10 @@ package oplog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"time"
 
@@ -24,7 +26,16 @@ type CompactOptions struct {
 	Now func() time.Time
 	// Reason is the deletion record's reason (default "oplog compaction").
 	Reason string
+	// MaxBytes caps a compacted segment: a group whose record lines
+	// (plaintext) exceed it becomes several consecutive segments of its
+	// level, split between the segments it replaces, each within MaxBytes
+	// unless one replaced segment alone exceeds it (default
+	// DefaultCompactMaxBytes). It bounds Compact's memory.
+	MaxBytes int64
 }
+
+// DefaultCompactMaxBytes is the default CompactOptions.MaxBytes.
+const DefaultCompactMaxBytes = 64 << 20
 
 // CompactResult is what a Compact call did. After an error, Written and
 // Removed name what was done before it.
@@ -44,10 +55,18 @@ var defaultLevels = []time.Duration{time.Minute, time.Hour, 24 * time.Hour}
 // level L = 1, 2, ... in turn, a group is a maximal run of consecutive chain
 // segments of level < L whose last_ts fall in one Levels[L-1] bucket; a group
 // of two or more segments whose bucket is closed (a later segment is in a
-// later bucket) becomes one level-L segment with the same record lines, prev
-// = the first one's prev and tail = the last one's end id, so the segments
-// after it chain on unchanged. Groups formed at one level and absorbed at a
-// higher one in the same call are never written.
+// later bucket) becomes level-L segments with the same record lines: one,
+// or, when its record lines exceed MaxBytes, several consecutive ones split
+// between the segments they replace. Each has prev = its first replaced
+// segment's prev and tail = its last one's end id, so the segments after it
+// chain on unchanged. Groups formed at one level and absorbed at a higher
+// one in the same call are never written.
+//
+// Compact plans from the segments' headers and first and last records (a
+// segment is decrypted for them, its records are not decoded), which the
+// Log keeps from call to call, and decodes the records of only the
+// segments it rewrites, one new segment at a time: its memory is about
+// MaxBytes, whatever the size of the groups.
 //
 // The new segments are written first, then one deletion record (kind
 // oplog-compaction) naming every segment to remove, then those are removed.
@@ -55,9 +74,10 @@ var defaultLevels = []time.Duration{time.Minute, time.Hour, 24 * time.Hour}
 // which readers skip; the next call removes them, after checking they hold
 // the records of the segment covering them. The tail's bucket is never
 // closed, so a push may append concurrently: Append chains after the tail,
-// whose prev stays valid. A reader that listed the segments before a
-// removal may find one gone (an error wrapping backend.ErrNotFound) and
-// should read again.
+// whose prev stays valid, and the tail (the last chain segment, its end id
+// and last record) is never rewritten. A reader that listed the segments
+// before a removal may find one gone (an error wrapping
+// backend.ErrNotFound) and should read again.
 //
 // The caller holds the log's writer lease (repo.LeaseOplog, scope = the
 // generation); Compact does not take it.
@@ -79,76 +99,88 @@ func (l *Log) Compact(ctx context.Context, opts CompactOptions) (CompactResult, 
 	if reason == "" {
 		reason = "oplog compaction"
 	}
+	maxBytes := opts.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultCompactMaxBytes
+	}
 
 	segs, err := l.Segments(ctx)
 	if err != nil {
 		return CompactResult{}, err
 	}
+	l.forgetSummariesExcept(segs)
 	c, covered := splitChain(segs)
 	res := CompactResult{Before: len(c), After: len(c)}
 
-	loaded := map[string]*compactPiece{}
-	load := func(s Segment) (*compactPiece, error) {
-		if p, ok := loaded[s.Key]; ok {
-			return p, nil
-		}
-		h, recs, err := l.Load(ctx, s)
+	// The plaintexts decrypted for summaries in this call, small ones up to
+	// a budget, so that rewriting them does not load them again.
+	plains := &plainCache{m: map[string][]byte{}, budget: min(maxBytes/4, 16<<20)}
+	piece := func(s Segment) (*compactPiece, error) {
+		sum, plain, err := l.summary(ctx, s)
 		if err != nil {
 			return nil, err
 		}
-		p := &compactPiece{h: h, end: EndID(h, s.ID), recs: recs, keys: []string{s.Key}}
-		loaded[s.Key] = p
-		return p, nil
+		plains.offer(s.Key, plain)
+		return &compactPiece{h: sum.h, end: EndID(sum.h, s.ID), first: sum.first, last: sum.last,
+			records: sum.h.Records, bytes: sum.bodyLen, segs: []Segment{s}}, nil
 	}
 
 	// Only the segments after the last top-level one can still be grouped:
 	// that one was written when its bucket had closed, by a call that had
 	// already compacted every closed group before it, and ts never go back
 	// along a generation, so no later segment can join it. Stopping there
-	// keeps a call from loading the whole generation.
+	// keeps a call from reading the whole generation.
 	start := len(c)
+	var rev []*compactPiece
 	for ; start > 0; start-- {
-		p, err := load(c[start-1])
+		p, err := piece(c[start-1])
 		if err != nil {
 			return res, err
 		}
 		if p.h.Level >= len(levels) {
 			break
 		}
+		rev = append(rev, p)
 	}
-	pieces := make([]*compactPiece, 0, len(c)-start)
-	for _, s := range c[start:] {
-		pieces = append(pieces, loaded[s.Key])
+	pieces := make([]*compactPiece, len(rev))
+	for i, p := range rev {
+		pieces[len(rev)-1-i] = p
 	}
 	sealedAt := now().UTC().Format(time.RFC3339Nano)
 	for i, w := range levels {
-		if pieces, err = compactLevel(pieces, i+1, int64(w/time.Second), l.gen, sealedAt); err != nil {
+		if pieces, err = compactLevel(pieces, i+1, int64(w/time.Second), l.gen, sealedAt, maxBytes); err != nil {
 			return res, err
 		}
 	}
 
 	var remove []string
 	for _, cv := range covered {
-		p, err := load(cv.Seg)
+		p, plain, err := l.summary(ctx, cv.Seg)
 		if errors.Is(err, backend.ErrNotFound) {
 			continue // removed by an earlier run; the listing lags
 		}
 		if err != nil {
 			return res, err
 		}
-		by, err := load(cv.By)
+		plains.offer(cv.Seg.Key, plain)
+		by, plain, err := l.summary(ctx, cv.By)
 		if err != nil {
 			return res, err
 		}
-		if p.end != by.end && cv.Seg.LastLSN == cv.By.LastLSN {
+		plains.offer(cv.By.Key, plain)
+		if EndID(p.h, cv.Seg.ID) != EndID(by.h, cv.By.ID) && cv.Seg.LastLSN == cv.By.LastLSN {
 			// Not a leftover of compaction (whose last replaced segment
 			// shares the end id of the one replacing it) but a duplicate
 			// range: the next segment may chain from either, so both stay
 			// for check to judge.
 			continue
 		}
-		if err := sameRecords(p, by); err != nil {
+		gone, err := l.sameRecords(ctx, cv.Seg, cv.By, plains)
+		if err != nil {
 			return res, err
+		}
+		if gone {
+			continue
 		}
 		remove = append(remove, cv.Seg.Key)
 	}
@@ -157,17 +189,14 @@ func (l *Log) Compact(ctx context.Context, opts CompactOptions) (CompactResult, 
 		if !p.planned {
 			continue
 		}
-		plain, err := EncodeSegment(p.h, p.recs)
+		key, err := l.writePiece(ctx, p, plains)
 		if err != nil {
 			return res, err
 		}
-		stored, id := l.r.SealObject(repo.PrefixOplog, plain)
-		key := SegmentKey(l.gen, p.recs[0].LSN, p.recs[len(p.recs)-1].LSN, id)
-		if err := l.r.Backend().Save(ctx, key, stored); err != nil && !errors.Is(err, backend.ErrExists) {
-			return res, fmt.Errorf("save %s: %w", key, err)
-		}
 		res.Written = append(res.Written, key)
-		remove = append(remove, p.keys...)
+		for _, s := range p.segs {
+			remove = append(remove, s.Key)
+		}
 	}
 	res.After = start + len(pieces)
 	if len(remove) == 0 {
@@ -188,28 +217,32 @@ func (l *Log) Compact(ctx context.Context, opts CompactOptions) (CompactResult, 
 	return res, nil
 }
 
-// compactPiece is a chain segment while Compact plans: a stored one, loaded,
-// or a compacted one not written yet.
+// compactPiece is a chain segment while Compact plans: a stored one, or a
+// compacted one not written yet. Its records are not held: first and last
+// are enough to plan.
 type compactPiece struct {
-	h    Header
-	end  string // the end id a following segment's prev names
-	recs []*Record
-	// keys are the stored segments the piece stands for: its own key, or
-	// the segments a planned piece replaces.
-	keys    []string
+	h           Header
+	end         string // the end id a following segment's prev names
+	first, last *Record
+	records     int   // how many
+	bytes       int64 // of record lines
+	// segs are the stored segments the piece stands for: itself, or the
+	// segments a planned piece replaces, in order.
+	segs    []Segment
 	planned bool
 }
 
 // compactLevel replaces each closed group of level < level pieces in one
-// bucket of width seconds by one planned piece of that level.
-func compactLevel(pieces []*compactPiece, level int, width int64, gen uint64, sealedAt string) ([]*compactPiece, error) {
+// bucket of width seconds by planned pieces of that level, each holding at
+// most maxBytes of record lines (unless one piece alone holds more).
+func compactLevel(pieces []*compactPiece, level int, width int64, gen uint64, sealedAt string, maxBytes int64) ([]*compactPiece, error) {
 	if len(pieces) == 0 {
 		return pieces, nil
 	}
 	bucket := func(p *compactPiece) int64 {
 		// The last record's ts is the header's last_ts. Floor division:
 		// a whole-second width splits a ts's seconds as it splits the ts.
-		sec := p.recs[len(p.recs)-1].Eff.Sec
+		sec := p.last.Eff.Sec
 		b := sec / width
 		if sec%width < 0 {
 			b--
@@ -230,43 +263,50 @@ func compactLevel(pieces []*compactPiece, level int, width int64, gen uint64, se
 		}
 		if j-i < 2 || b >= open {
 			out = append(out, pieces[i:j]...)
-		} else {
-			m, err := mergePieces(pieces[i:j], level, gen, sealedAt)
-			if err != nil {
+			i = j
+			continue
+		}
+		// A compacted segment must not hide a break: the group chains as a
+		// reader checks it.
+		for k := i + 1; k < j; k++ {
+			if err := continues(pieces[k-1], pieces[k]); err != nil {
 				return nil, err
 			}
-			out = append(out, m)
+		}
+		for k := i; k < j; {
+			m, size := k+1, pieces[k].bytes
+			for m < j && size+pieces[m].bytes <= maxBytes {
+				size += pieces[m].bytes
+				m++
+			}
+			out = append(out, mergePieces(pieces[k:m], level, gen, sealedAt))
+			k = m
 		}
 		i = j
 	}
 	return out, nil
 }
 
-// mergePieces plans the level-level segment holding group's records. It
-// checks that the group chains as a reader checks it: a compacted segment
-// must not hide a break, and its records must decode in continuity.
-func mergePieces(group []*compactPiece, level int, gen uint64, sealedAt string) (*compactPiece, error) {
+// mergePieces plans the level-level segment holding group's records (a
+// group that continuity was checked for).
+func mergePieces(group []*compactPiece, level int, gen uint64, sealedAt string) *compactPiece {
 	first, last := group[0], group[len(group)-1]
-	m := &compactPiece{planned: true, end: last.end, h: Header{
+	m := &compactPiece{planned: true, end: last.end, first: first.first, last: last.last, h: Header{
 		Generation: gen, Level: level, Prev: first.h.Prev, Tail: last.end, Parent: first.h.Parent, SealedAt: sealedAt,
 	}}
-	for i, p := range group {
-		if i > 0 {
-			if err := continues(group[i-1], p); err != nil {
-				return nil, err
-			}
-		}
-		m.recs = append(m.recs, p.recs...)
-		m.keys = append(m.keys, p.keys...)
+	for _, p := range group {
+		m.segs = append(m.segs, p.segs...)
+		m.records += p.records
+		m.bytes += p.bytes
 	}
-	return m, nil
+	return m
 }
 
 // continues checks that piece b follows piece a in the chain: b's prev is
 // a's end id, and b's first record continues a's last (lsn or prev_lsn, ts
 // not going back).
 func continues(a, b *compactPiece) error {
-	prev, r := a.recs[len(a.recs)-1], b.recs[0]
+	prev, r := a.last, b.first
 	if b.h.Prev != a.end {
 		return fmt.Errorf("oplog chain broken at lsn %d: prev %q, want %q", r.LSN, b.h.Prev, a.end)
 	}
@@ -276,21 +316,148 @@ func continues(a, b *compactPiece) error {
 	}
 	v := NewValidator()
 	v.Resume(prev)
-	if err := v.Check(r); err != nil {
+	rc := *r // Check sets the effective ts; r is shared (a summary's)
+	if err := v.Check(&rc); err != nil {
 		return fmt.Errorf("oplog chain broken at lsn %d: %w", r.LSN, err)
 	}
 	return nil
 }
 
-// sameRecords checks that covered holds the same records as the segment
-// covering it. Overlapping segments must; removing one that differs would
-// destroy the damage check reports.
-func sameRecords(covered, by *compactPiece) error {
-	for _, r := range covered.recs {
-		i := sort.Search(len(by.recs), func(i int) bool { return by.recs[i].LSN >= r.LSN })
-		if i == len(by.recs) || !Same(r, by.recs[i]) {
-			return fmt.Errorf("oplog segments %s and %s differ at lsn %d: not removing either", covered.keys[0], by.keys[0], r.LSN)
+// writePiece writes planned piece p: a segment with p's header and the
+// record lines of the segments it replaces, decoded (with every check
+// Load makes) and re-encoded one at a time, exactly as EncodeSegment would
+// encode them all. It returns the new key.
+func (l *Log) writePiece(ctx context.Context, p *compactPiece, plains *plainCache) (string, error) {
+	h := p.h
+	h.FirstLSN, h.LastLSN = p.first.LSN, p.last.LSN
+	h.FirstTS, h.LastTS = utcText(p.first.Eff), utcText(p.last.Eff)
+	h.Records = p.records
+	hb, err := json.Marshal(h)
+	if err != nil {
+		return "", err
+	}
+	plain := make([]byte, 0, len(hb)+1+int(p.bytes))
+	plain = append(append(plain, hb...), '\n')
+	var first, last *Record
+	n := 0
+	for _, s := range p.segs {
+		src := plains.take(s.Key)
+		if src == nil {
+			if src, err = l.loadPlain(ctx, s); err != nil {
+				return "", err
+			}
+		}
+		d, err := openSegment(src)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", s.Key, err)
+		}
+		if err := checkKey(s, d.h); err != nil {
+			return "", err
+		}
+		for {
+			r, err := d.next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", s.Key, err)
+			}
+			if first == nil {
+				first = r
+			}
+			last = r
+			n++
+			plain = append(r.AppendJSON(plain), '\n')
 		}
 	}
-	return nil
+	// The plan came from the summaries of these same (authenticated) bytes.
+	if n != h.Records || first.LSN != h.FirstLSN || last.LSN != h.LastLSN || first.Eff != p.first.Eff || last.Eff != p.last.Eff {
+		return "", fmt.Errorf("oplog compact: the segments replaced by lsn %d..%d do not hold what their headers say", h.FirstLSN, h.LastLSN)
+	}
+	bodyLen := int64(len(plain) - len(hb) - 1)
+	stored, id := l.r.SealObject(repo.PrefixOplog, plain)
+	key := SegmentKey(l.gen, h.FirstLSN, h.LastLSN, id)
+	if err := l.r.Backend().Save(ctx, key, stored); err != nil && !errors.Is(err, backend.ErrExists) {
+		return "", fmt.Errorf("save %s: %w", key, err)
+	}
+	l.remember(key, &segSummary{h: h, first: p.first, last: p.last, bodyLen: bodyLen})
+	return key, nil
+}
+
+// sameRecords checks that covered holds the same records as the segment
+// covering it, streaming both. Overlapping segments must; removing one
+// that differs would destroy the damage check reports. gone: covered was
+// removed meanwhile (by an earlier run; the listing lags).
+func (l *Log) sameRecords(ctx context.Context, covered, by Segment, plains *plainCache) (gone bool, err error) {
+	open := func(s Segment) (*segDecoder, error) {
+		plain := plains.get(s.Key)
+		if plain == nil {
+			var err error
+			if plain, err = l.loadPlain(ctx, s); err != nil {
+				return nil, err
+			}
+		}
+		d, err := openSegment(plain)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Key, err)
+		}
+		return d, nil
+	}
+	cd, err := open(covered)
+	if err != nil {
+		return errors.Is(err, backend.ErrNotFound), err
+	}
+	bd, err := open(by)
+	if err != nil {
+		return false, err
+	}
+	var b *Record
+	for {
+		r, err := cd.next()
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", covered.Key, err)
+		}
+		for b == nil || b.LSN < r.LSN {
+			if b, err = bd.next(); errors.Is(err, io.EOF) {
+				b = nil
+				break
+			}
+			if err != nil {
+				return false, fmt.Errorf("%s: %w", by.Key, err)
+			}
+		}
+		if b == nil || !Same(r, b) {
+			return false, fmt.Errorf("oplog segments %s and %s differ at lsn %d: not removing either", covered.Key, by.Key, r.LSN)
+		}
+	}
+}
+
+// plainCache holds segment plaintexts a Compact call decrypted, small ones
+// up to a budget.
+type plainCache struct {
+	m            map[string][]byte
+	size, budget int64
+}
+
+func (c *plainCache) offer(key string, plain []byte) {
+	n := int64(len(plain))
+	if plain == nil || n > 1<<20 || c.size+n > c.budget || c.m[key] != nil {
+		return
+	}
+	c.m[key] = plain
+	c.size += n
+}
+
+func (c *plainCache) get(key string) []byte { return c.m[key] }
+
+func (c *plainCache) take(key string) []byte {
+	p := c.m[key]
+	if p != nil {
+		delete(c.m, key)
+		c.size -= int64(len(p))
+	}
+	return p
 }

@@ -145,14 +145,25 @@ func TestCompactLevels(t *testing.T) {
 			f.checkSame(f.mustRead(500, 700), before[499:700])
 
 			// A second call finds nothing to do and loads only the
-			// segments after the last top-level one.
-			f.be.takeLoads()
-			res = f.compact(tc.levels...)
-			if len(res.Written)+len(res.Removed) != 0 || res.Before != len(after) || res.After != len(after) {
-				t.Errorf("second call: %+v", res)
-			}
-			if got := len(f.be.takeLoads()); got != tc.again {
-				t.Errorf("second call loaded %d segments, want %d", got, tc.again)
+			// segments after the last top-level one; none with the same
+			// Log, which keeps what it planned from (the headers and end
+			// records) from call to call.
+			for _, fresh := range []bool{false, true} {
+				l, want := f.l, 0
+				if fresh {
+					l, want = &Log{r: f.r, gen: f.l.gen, Parent: f.l.Parent, Now: f.l.Now}, tc.again
+				}
+				f.be.takeLoads()
+				res, err := l.Compact(f.ctx, CompactOptions{Levels: tc.levels, Now: func() time.Time { return compactNow }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(res.Written)+len(res.Removed) != 0 || res.Before != len(after) || res.After != len(after) {
+					t.Errorf("second call (fresh Log %v): %+v", fresh, res)
+				}
+				if got := len(f.be.takeLoads()); got != want {
+					t.Errorf("second call (fresh Log %v) loaded %d segments, want %d", fresh, got, want)
+				}
 			}
 			if len(f.deletions()) != 1 {
 				t.Error("second call wrote a deletion record")

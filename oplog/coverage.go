@@ -171,6 +171,11 @@ func (h *History) Coverage(ctx context.Context) (*Coverage, error) {
 		run := Run{First: pointOf(rp[0].span.Gen, first), Last: pointOf(lp.span.Gen, last)}
 		// The last whole transaction: scan back segment by segment until a
 		// transaction boundary is found (a transaction may span segments).
+		// A last record that ends its transaction is that boundary (the
+		// scan's last word on the last segment).
+		if holdsLast(lp.span, lp.seg) && (!last.Tx.Set || last.TxEnd) {
+			run.LastWhole, run.HasWhole = run.Last, true
+		}
 		var nextFirst *Record
 		for i := len(rp) - 1; i >= 0 && !run.HasWhole; i-- {
 			recs, err := h.recsIn(ctx, rp[i].span, rp[i].seg)
@@ -206,9 +211,10 @@ func boundOf(s Span) uint64 {
 	return ^uint64(0)
 }
 
-// recsIn loads seg and returns its records that belong to span s.
+// recsIn loads seg (or finds it in h's cache) and returns its records that
+// belong to span s. The caller must not change them.
 func (h *History) recsIn(ctx context.Context, s Span, seg Segment) ([]*Record, error) {
-	_, recs, err := s.Log.Load(ctx, seg)
+	recs, err := h.load(ctx, s, seg)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +227,53 @@ func (h *History) recsIn(ctx context.Context, s Span, seg Segment) ([]*Record, e
 	return out, nil
 }
 
+// load returns seg's records, decoded once per History.
+func (h *History) load(ctx context.Context, s Span, seg Segment) ([]*Record, error) {
+	h.mu.Lock()
+	for _, c := range h.cache {
+		if c.key == seg.Key {
+			h.mu.Unlock()
+			return c.recs, nil
+		}
+	}
+	h.mu.Unlock()
+	_, recs, err := s.Log.Load(ctx, seg)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cache = append(h.cache, cachedSegment{key: seg.Key, recs: recs})
+	n := 0
+	for _, c := range h.cache {
+		n += len(c.recs)
+	}
+	for len(h.cache) > 1 && (n > historyCacheRecords || len(h.cache) > 8) {
+		n -= len(h.cache[0].recs)
+		h.cache = h.cache[1:]
+	}
+	return recs, nil
+}
+
+// holdsFirst reports whether seg's first record belongs to span s (then it
+// is the first of recsIn), holdsLast the same of its last record.
+func holdsFirst(s Span, seg Segment) bool {
+	return seg.FirstLSN > s.After && seg.FirstLSN <= boundOf(s)
+}
+
+func holdsLast(s Span, seg Segment) bool {
+	return seg.LastLSN > s.After && seg.LastLSN <= boundOf(s)
+}
+
 func (h *History) firstIn(ctx context.Context, s Span, seg Segment) (*Record, error) {
+	if holdsFirst(s, seg) {
+		// The segment's summary says it: no need to decode it.
+		sum, _, err := s.Log.summary(ctx, seg)
+		if err != nil {
+			return nil, err
+		}
+		return sum.first, nil
+	}
 	recs, err := h.recsIn(ctx, s, seg)
 	if err != nil || len(recs) == 0 {
 		return nil, err
@@ -230,6 +282,13 @@ func (h *History) firstIn(ctx context.Context, s Span, seg Segment) (*Record, er
 }
 
 func (h *History) lastIn(ctx context.Context, s Span, seg Segment) (*Record, error) {
+	if holdsLast(s, seg) {
+		sum, _, err := s.Log.summary(ctx, seg)
+		if err != nil {
+			return nil, err
+		}
+		return sum.last, nil
+	}
 	recs, err := h.recsIn(ctx, s, seg)
 	if err != nil || len(recs) == 0 {
 		return nil, err
@@ -257,6 +316,14 @@ func (h *History) Seek(ctx context.Context, lsn uint64) (*Record, uint64, error)
 		for j := len(segs) - 1; j >= 0; j-- {
 			if segs[j].FirstLSN > lim {
 				continue
+			}
+			if segs[j].LastLSN <= lim && holdsLast(s, segs[j]) {
+				// Its last record is the one: the summary says it.
+				at, err := h.lastIn(ctx, s, segs[j])
+				if err != nil {
+					return nil, 0, err
+				}
+				return at, s.Gen, nil
 			}
 			recs, err := h.recsIn(ctx, s, segs[j])
 			if err != nil {

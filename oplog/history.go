@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/strata-backup/strata/backend"
 	"github.com/strata-backup/strata/repo"
@@ -55,16 +56,18 @@ func NewestGeneration(ctx context.Context, r *repo.Repository) (uint64, error) {
 func (l *Log) Gen() uint64 { return l.gen }
 
 // LoadParent returns where the generation branches off (from its first
-// segment's header): nil for generation 1 or one without segments.
+// segment's header, which it decrypts but does not decode further): nil
+// for generation 1 or one without segments.
 func (l *Log) LoadParent(ctx context.Context) (*Parent, error) {
 	segs, err := l.Segments(ctx)
 	if err != nil || len(segs) == 0 {
 		return nil, err
 	}
-	h, _, err := l.Load(ctx, segs[0])
+	sum, _, err := l.summary(ctx, segs[0])
 	if err != nil {
 		return nil, err
 	}
+	h := sum.h
 	if l.gen >= 2 && h.Parent == nil {
 		return nil, fmt.Errorf("%s: generation %d has no parent in its header", segs[0].Key, l.gen)
 	}
@@ -87,7 +90,22 @@ type Span struct {
 type History struct {
 	Gen   uint64
 	Spans []Span // oldest first; the last one is Gen's, unbounded
+
+	// The segments decoded for Coverage, Seek and CutEnd, which look at the
+	// same few (the ends of each run, the one holding a cut) again and
+	// again: a few, by key.
+	mu    sync.Mutex
+	cache []cachedSegment
 }
+
+type cachedSegment struct {
+	key  string
+	recs []*Record
+}
+
+// historyCacheRecords bounds the records a History keeps decoded (beyond
+// the segment loaded last).
+const historyCacheRecords = 1 << 18
 
 // OpenHistory returns generation gen's history (gen 0: the newest
 // generation). It fails with ErrNoLog when the repository has no log.

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/strata-backup/strata/graph"
@@ -118,136 +117,6 @@ func ParseRecord(text []byte, line int) (*Record, error) {
 	return rec, nil
 }
 
-func parseRecord(text []byte) (*Record, string) {
-	if bytes.IndexByte(text, '\n') >= 0 {
-		return nil, "invalid JSON (a line break inside the line)"
-	}
-	// The whole line must be valid JSON by graphref's rules (UTF-8, no
-	// duplicate keys anywhere, no NaN, bounded depth): graph's reader
-	// checks exactly that before it looks at the record fields.
-	if reason := jsonProblem(text); reason != "" {
-		return nil, reason
-	}
-	fields, ok := topFields(text)
-	if !ok {
-		return nil, reasonObject
-	}
-	r := &Record{}
-	raw, ok := fields["lsn"]
-	if !ok || !isIntLiteral(raw) || raw[0] == '-' {
-		return nil, reasonLSN
-	}
-	lsn, err := strconv.ParseUint(string(raw), 10, 64)
-	if err != nil || lsn == 0 {
-		return nil, reasonLSN
-	}
-	r.LSN = lsn
-	if raw, ok := fields["prev_lsn"]; ok {
-		bad := `field "prev_lsn" must be an integer from 0 to lsn - 1, got ` + compact(raw)
-		if !isIntLiteral(raw) || raw[0] == '-' && string(raw) != "-0" {
-			return nil, bad
-		}
-		p, err := strconv.ParseUint(strings.TrimPrefix(string(raw), "-"), 10, 64)
-		if err != nil || p >= lsn {
-			return nil, bad
-		}
-		r.PrevLSN, r.HasPrev = p, true
-	}
-	raw = fields["ts"]
-	ts, isStr := graph.DecodeJSONString(raw)
-	if !isStr {
-		return nil, reasonTS + compactOrNull(raw)
-	}
-	t, err := ParseTime(ts)
-	if err != nil {
-		return nil, reasonTS + compactOrNull(raw)
-	}
-	r.TS, r.Time, r.EffTS, r.Eff = ts, t, ts, t
-	if raw, ok := fields["tx"]; ok {
-		switch {
-		case isIntLiteral(raw):
-			v := string(raw)
-			if v == "-0" {
-				v = "0"
-			}
-			r.Tx = Tx{Set: true, Int: true, V: v}
-		default:
-			s, isStr := graph.DecodeJSONString(raw)
-			if !isStr {
-				return nil, reasonTx
-			}
-			r.Tx = Tx{Set: true, V: s}
-		}
-	}
-	if raw, ok := fields["tx_end"]; ok {
-		switch string(raw) {
-		case "true":
-			r.TxEnd = true
-		case "false":
-		default:
-			return nil, reasonTxEnd
-		}
-	}
-	tier, isStr := graph.DecodeJSONString(fields["tier"])
-	if !isStr || !graph.ValidTierName(tier) {
-		return nil, reasonTier
-	}
-	r.Tier = tier
-	op, _ := graph.DecodeJSONString(fields["op"])
-	switch op {
-	case "upsert":
-		r.Op = OpUpsert
-		raw, ok := fields["record"]
-		if !ok {
-			return nil, "record: " + reasonObject
-		}
-		lp := lineParsers.Get().(*graph.LineParser)
-		g, reason := lp.Parse(raw)
-		lineParsers.Put(lp)
-		if reason != "" {
-			return nil, "record: " + reason
-		}
-		r.Rec = g
-	case "delete":
-		r.Op = OpDelete
-		kind, _ := graph.DecodeJSONString(fields["kind"])
-		switch kind {
-		case "node":
-			r.Kind = graph.KindNode
-		case "relationship":
-			r.Kind = graph.KindRelationship
-		default:
-			return nil, reasonKind
-		}
-		id, isStr := graph.DecodeJSONString(fields["id"])
-		if !isStr || id == "" {
-			return nil, reasonID
-		}
-		r.ID = id
-	default:
-		return nil, reasonOp
-	}
-	return r, ""
-}
-
-// jsonProblem returns "" if text is valid JSON by graphref's rules, else the
-// reason. It lets graph's reader parse the line as if it were a graph record:
-// its reasons for invalid JSON come before any record rule.
-func jsonProblem(text []byte) string {
-	lp := lineParsers.Get().(*graph.LineParser)
-	_, reason := lp.Parse(text)
-	lineParsers.Put(lp)
-	for _, p := range []string{"invalid JSON", "not UTF-8", "line longer than"} {
-		if strings.HasPrefix(reason, p) {
-			return reason
-		}
-	}
-	return ""
-}
-
-// lineParsers hold graph line parsers (each keeps its scratch buffers).
-var lineParsers = sync.Pool{New: func() any { return new(graph.LineParser) }}
-
 // topFields splits a valid JSON object into its members' raw values.
 func topFields(text []byte) (map[string]json.RawMessage, bool) {
 	dec := json.NewDecoder(bytes.NewReader(text))
@@ -325,11 +194,12 @@ func (t Time) Compare(u Time) int {
 	return strings.Compare(t.Frac, u.Frac)
 }
 
+func badTime(s string) error { return fmt.Errorf("not an RFC 3339 time: %q", s) }
+
 // ParseTime parses an RFC 3339 time as graphref does:
 // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM), T and Z in either case, a valid
 // date, second 60 (leap) allowed, any offset.
 func ParseTime(s string) (Time, error) {
-	bad := fmt.Errorf("not an RFC 3339 time: %q", s)
 	num := func(a, b int) (int, bool) {
 		if b > len(s) {
 			return 0, false
@@ -344,7 +214,7 @@ func ParseTime(s string) (Time, error) {
 		return n, true
 	}
 	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' && s[10] != 't' || s[13] != ':' || s[16] != ':' {
-		return Time{}, bad
+		return Time{}, badTime(s)
 	}
 	y, ok1 := num(0, 4)
 	mo, ok2 := num(5, 7)
@@ -353,7 +223,7 @@ func ParseTime(s string) (Time, error) {
 	mi, ok5 := num(14, 16)
 	ss, ok6 := num(17, 19)
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
-		return Time{}, bad
+		return Time{}, badTime(s)
 	}
 	i := 19
 	frac := ""
@@ -363,7 +233,7 @@ func ParseTime(s string) (Time, error) {
 			j++
 		}
 		if j == i+1 {
-			return Time{}, bad
+			return Time{}, badTime(s)
 		}
 		frac = strings.TrimRight(s[i+1:j], "0")
 		i = j
@@ -375,14 +245,14 @@ func ParseTime(s string) (Time, error) {
 		oh, ok1 := num(i+1, i+3)
 		om, ok2 := num(i+4, i+6)
 		if !ok1 || !ok2 {
-			return Time{}, bad
+			return Time{}, badTime(s)
 		}
 		offset = int64(oh)*3600 + int64(om)*60
 		if rest[0] == '-' {
 			offset = -offset
 		}
 	default:
-		return Time{}, bad
+		return Time{}, badTime(s)
 	}
 	// Python's datetime: year 1..9999, a real date, hour < 24, minute < 60;
 	// graphref maps second 60 to 59 + 1.
@@ -391,11 +261,11 @@ func ParseTime(s string) (Time, error) {
 		ss, leap = 59, 1
 	}
 	if y < 1 || mo < 1 || mo > 12 || d < 1 || hh > 23 || mi > 59 || ss > 59 {
-		return Time{}, bad
+		return Time{}, badTime(s)
 	}
 	t := time.Date(y, time.Month(mo), d, hh, mi, ss, 0, time.UTC)
 	if t.Day() != d {
-		return Time{}, bad
+		return Time{}, badTime(s)
 	}
 	return Time{Sec: t.Unix() + leap - offset, Frac: frac}, nil
 }

@@ -1,7 +1,6 @@
 package oplog
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/strata-backup/strata/backend"
@@ -119,41 +119,165 @@ func EncodeSegment(h Header, recs []*Record) ([]byte, error) {
 // DecodeSegment parses a segment's plaintext and checks it: the header, one
 // well-formed record per line in continuity, the header's counts and lsns.
 func DecodeSegment(plain []byte) (Header, []*Record, error) {
-	var h Header
-	nl := bytes.IndexByte(plain, '\n')
-	if nl < 0 || len(plain) == 0 || plain[len(plain)-1] != '\n' {
-		return h, nil, errors.New("oplog segment: lines must end with \\n")
+	d, err := openSegment(plain)
+	if err != nil {
+		return d.h, nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(plain[:nl]))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&h); err != nil {
-		return h, nil, fmt.Errorf("oplog segment header: %w", err)
-	}
-	// NewReader's 256 KiB buffer would dominate loading a small segment.
-	body := plain[nl+1:]
-	rd := &Reader{br: bufio.NewReaderSize(bytes.NewReader(body), min(len(body), 256<<10)), v: NewValidator()}
 	var recs []*Record
 	for {
-		r, err := rd.Next()
+		r, err := d.next()
 		if errors.Is(err, io.EOF) {
-			break
+			return d.h, recs, nil
 		}
 		if err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				e.Line++ // the header is line 1
-			}
-			return h, nil, fmt.Errorf("oplog segment: %w", err)
-		}
-		if r.Time.Compare(r.Eff) != 0 {
-			return h, nil, fmt.Errorf("oplog segment: line %d: ts %s goes back in time", r.Line+1, r.TS)
+			return d.h, nil, err
 		}
 		recs = append(recs, r)
 	}
-	if len(recs) == 0 || h.Records != len(recs) || h.FirstLSN != recs[0].LSN || h.LastLSN != recs[len(recs)-1].LSN {
-		return h, nil, fmt.Errorf("oplog segment: header says %d records, lsn %d..%d; the segment holds %d", h.Records, h.FirstLSN, h.LastLSN, len(recs))
+}
+
+// segDecoder reads a segment's records one at a time, with every check
+// DecodeSegment makes (which is what it is made of), so that a segment can
+// be streamed without holding its records.
+type segDecoder struct {
+	h    Header
+	body []byte // the record lines
+	pos  int    // of the next line in body
+	line int    // lines of body read (the header is line 0 here)
+	v    *Validator
+	// n counts the records read; first and last are the first and the
+	// last one so far.
+	n           int
+	first, last *Record
+	err         error
+}
+
+// openSegment checks plain's line structure and decodes its header.
+func openSegment(plain []byte) (*segDecoder, error) {
+	d := &segDecoder{}
+	nl := bytes.IndexByte(plain, '\n')
+	if nl < 0 || len(plain) == 0 || plain[len(plain)-1] != '\n' {
+		return d, errors.New("oplog segment: lines must end with \\n")
 	}
-	return h, recs, nil
+	dec := json.NewDecoder(bytes.NewReader(plain[:nl]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d.h); err != nil {
+		return d, fmt.Errorf("oplog segment header: %w", err)
+	}
+	d.body, d.v = plain[nl+1:], NewValidator()
+	return d, nil
+}
+
+// nextLine returns the next record line of the body (its \r\n trimmed,
+// blank lines skipped, as Reader reads them) and its line number, counted
+// from 1 after the header; ok is false at the end.
+func (d *segDecoder) nextLine() (b []byte, line int, ok bool) {
+	for d.pos < len(d.body) {
+		// The body ends with \n (openSegment checked plain does).
+		nl := bytes.IndexByte(d.body[d.pos:], '\n')
+		b = d.body[d.pos : d.pos+nl]
+		d.pos += nl + 1
+		d.line++
+		b = bytes.TrimRight(b, "\r")
+		if !isBlank(b) {
+			return b, d.line, true
+		}
+	}
+	return nil, d.line, false
+}
+
+// next returns the next record, or io.EOF after the last one once the
+// header is found to agree with the records.
+func (d *segDecoder) next() (*Record, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	r, err := d.read()
+	if err != nil {
+		d.err = err
+	}
+	return r, err
+}
+
+func (d *segDecoder) read() (*Record, error) {
+	b, line, ok := d.nextLine()
+	if !ok {
+		h := d.h
+		if d.n == 0 || h.Records != d.n || h.FirstLSN != d.first.LSN || h.LastLSN != d.last.LSN {
+			return nil, fmt.Errorf("oplog segment: header says %d records, lsn %d..%d; the segment holds %d", h.Records, h.FirstLSN, h.LastLSN, d.n)
+		}
+		return nil, io.EOF
+	}
+	r, err := ParseRecord(b, line)
+	if err == nil {
+		err = d.v.Check(r)
+	}
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.Line++ // the header is line 1
+		}
+		return nil, fmt.Errorf("oplog segment: %w", err)
+	}
+	if r.Time.Compare(r.Eff) != 0 {
+		return nil, fmt.Errorf("oplog segment: line %d: ts %s goes back in time", r.Line+1, r.TS)
+	}
+	d.n++
+	if d.first == nil {
+		d.first = r
+	}
+	d.last = r
+	return r, nil
+}
+
+// segSummary is what a segment's header and its first and last records
+// say, without decoding the records in between: enough to chain, plan a
+// compaction, or find the log's ends. For a segment that decodes, first
+// and last are exactly DecodeSegment's first and last records.
+type segSummary struct {
+	h           Header
+	first, last *Record
+	// bodyLen is the size of the record lines, plaintext.
+	bodyLen int64
+}
+
+// summarize reads plain's header and its first and last records, and checks
+// that they agree with each other.
+func summarize(plain []byte) (*segSummary, error) {
+	d, err := openSegment(plain)
+	if err != nil {
+		return nil, err
+	}
+	first, err := d.next()
+	if err != nil {
+		return nil, err
+	}
+	last := first
+	// The last non-blank line, and its number.
+	body := d.body
+	end := len(body) - 1 // the last line's \n
+	for end > d.pos {
+		start := bytes.LastIndexByte(body[:end], '\n') + 1
+		b := bytes.TrimRight(body[start:end], "\r")
+		if !isBlank(b) {
+			line := d.line + bytes.Count(body[d.pos:start], []byte("\n")) + 1
+			if last, err = ParseRecord(b, line); err != nil {
+				var e *Error
+				if errors.As(err, &e) {
+					e.Line++
+				}
+				return nil, fmt.Errorf("oplog segment: %w", err)
+			}
+			break
+		}
+		end = start - 1
+	}
+	h := d.h
+	if h.Records < 1 || h.FirstLSN != first.LSN || h.LastLSN != last.LSN || last.LSN < first.LSN {
+		return nil, fmt.Errorf("oplog segment: header says %d records, lsn %d..%d; its first and last records are lsn %d and %d",
+			h.Records, h.FirstLSN, h.LastLSN, first.LSN, last.LSN)
+	}
+	return &segSummary{h: h, first: first, last: last, bodyLen: int64(len(body))}, nil
 }
 
 // EndID is the id a later segment's prev names: a level-0 segment's own
@@ -166,6 +290,14 @@ func EndID(h Header, id chunk.ID) string {
 }
 
 // Log is one generation of the mutation log in a repository.
+//
+// A Log caches what it learnt of the stored segments: each one's summary
+// (header, first and last record), keyed by its key, which names its
+// content; and the chain's tail as its last Append or Tail left it, so
+// that a push does not re-read the generation at every seal. That tail is
+// trusted only by Append, whose caller holds the writer lease: nothing
+// else appends to the generation, and compaction never changes the last
+// chain segment's end id or record (see Compact).
 type Log struct {
 	r   *repo.Repository
 	gen uint64
@@ -174,7 +306,19 @@ type Log struct {
 	Parent *Parent
 	// Now is the clock for sealed_at (default time.Now).
 	Now func() time.Time
+
+	mu sync.Mutex
+	// tail: the chain's last record and its segment's end id (tailKnown:
+	// set; a nil record is an empty generation).
+	tail      *Record
+	tailEnd   string
+	tailKnown bool
+	sums      map[string]*segSummary
 }
+
+// maxSummaries bounds a Log's summary cache (Compact also drops those of
+// segments no longer listed).
+const maxSummaries = 1 << 14
 
 // Open returns generation gen (>= 1) of the log in r.
 func Open(ctx context.Context, r *repo.Repository, gen uint64) (*Log, error) {
@@ -185,7 +329,7 @@ func Open(ctx context.Context, r *repo.Repository, gen uint64) (*Log, error) {
 }
 
 // Segments lists the generation's segments by first lsn (then the longer
-// one first), heartbeats and foreign keys left out.
+// one first, then by key), heartbeats and foreign keys left out.
 func (l *Log) Segments(ctx context.Context) ([]Segment, error) {
 	var segs []Segment
 	prefix := GenerationPrefix(l.gen)
@@ -208,33 +352,101 @@ func (l *Log) Segments(ctx context.Context) ([]Segment, error) {
 		if segs[i].FirstLSN != segs[j].FirstLSN {
 			return segs[i].FirstLSN < segs[j].FirstLSN
 		}
-		return segs[i].LastLSN > segs[j].LastLSN
+		if segs[i].LastLSN != segs[j].LastLSN {
+			return segs[i].LastLSN > segs[j].LastLSN
+		}
+		return segs[i].Key < segs[j].Key
 	})
 	return segs, nil
+}
+
+// loadPlain reads and authenticates one segment and returns its plaintext.
+func (l *Log) loadPlain(ctx context.Context, s Segment) ([]byte, error) {
+	stored, err := backend.LoadAll(ctx, l.r.Backend(), s.Key)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", s.Key, err)
+	}
+	if chunk.ObjectID(stored) != s.ID {
+		return nil, fmt.Errorf("load %s: stored bytes do not match the id in the key", s.Key)
+	}
+	plain, err := l.r.OpenObject(repo.PrefixOplog, stored)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", s.Key, err)
+	}
+	return plain, nil
+}
+
+// checkKey checks that a segment's header matches its key.
+func checkKey(s Segment, h Header) error {
+	if h.Generation != s.Generation || h.FirstLSN != s.FirstLSN || h.LastLSN != s.LastLSN {
+		return fmt.Errorf("%s: header (generation %d, lsn %d..%d) does not match the key", s.Key, h.Generation, h.FirstLSN, h.LastLSN)
+	}
+	return nil
 }
 
 // Load reads, authenticates and decodes one segment and checks that its
 // header matches its key.
 func (l *Log) Load(ctx context.Context, s Segment) (Header, []*Record, error) {
-	stored, err := backend.LoadAll(ctx, l.r.Backend(), s.Key)
+	plain, err := l.loadPlain(ctx, s)
 	if err != nil {
-		return Header{}, nil, fmt.Errorf("load %s: %w", s.Key, err)
-	}
-	if chunk.ObjectID(stored) != s.ID {
-		return Header{}, nil, fmt.Errorf("load %s: stored bytes do not match the id in the key", s.Key)
-	}
-	plain, err := l.r.OpenObject(repo.PrefixOplog, stored)
-	if err != nil {
-		return Header{}, nil, fmt.Errorf("open %s: %w", s.Key, err)
+		return Header{}, nil, err
 	}
 	h, recs, err := DecodeSegment(plain)
 	if err != nil {
 		return Header{}, nil, fmt.Errorf("%s: %w", s.Key, err)
 	}
-	if h.Generation != s.Generation || h.FirstLSN != s.FirstLSN || h.LastLSN != s.LastLSN {
-		return Header{}, nil, fmt.Errorf("%s: header (generation %d, lsn %d..%d) does not match the key", s.Key, h.Generation, h.FirstLSN, h.LastLSN)
+	if err := checkKey(s, h); err != nil {
+		return Header{}, nil, err
 	}
 	return h, recs, nil
+}
+
+// summary returns s's summary, from the cache or by loading s (then plain
+// is its plaintext, else nil). Decrypting the segment is needed, decoding
+// its records is not.
+func (l *Log) summary(ctx context.Context, s Segment) (sum *segSummary, plain []byte, err error) {
+	l.mu.Lock()
+	sum = l.sums[s.Key]
+	l.mu.Unlock()
+	if sum != nil {
+		return sum, nil, nil
+	}
+	if plain, err = l.loadPlain(ctx, s); err != nil {
+		return nil, nil, err
+	}
+	if sum, err = summarize(plain); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", s.Key, err)
+	}
+	if err := checkKey(s, sum.h); err != nil {
+		return nil, nil, err
+	}
+	l.remember(s.Key, sum)
+	return sum, plain, nil
+}
+
+func (l *Log) remember(key string, sum *segSummary) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sums == nil || len(l.sums) >= maxSummaries {
+		l.sums = map[string]*segSummary{}
+	}
+	l.sums[key] = sum
+}
+
+// forgetSummariesExcept drops the summaries of segments not in segs (those
+// removed since).
+func (l *Log) forgetSummariesExcept(segs []Segment) {
+	keep := make(map[string]bool, len(segs))
+	for _, s := range segs {
+		keep[s.Key] = true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range l.sums {
+		if !keep[k] {
+			delete(l.sums, k)
+		}
+	}
 }
 
 // Chain lists the segments a reader follows (see chain).
@@ -274,32 +486,65 @@ func splitChain(segs []Segment) (c []Segment, covered []coveredSegment) {
 }
 
 // Tail returns the last record of the generation and its segment's end id,
-// nil and "" for an empty generation.
+// nil and "" for an empty generation. It lists the generation and reads
+// the last chain segment's summary (its header and last record).
 func (l *Log) Tail(ctx context.Context) (*Record, string, error) {
 	segs, err := l.Segments(ctx)
-	if err != nil || len(segs) == 0 {
-		return nil, "", err
-	}
-	c := chain(segs)
-	s := c[len(c)-1]
-	h, recs, err := l.Load(ctx, s)
 	if err != nil {
 		return nil, "", err
 	}
-	return recs[len(recs)-1], EndID(h, s.ID), nil
+	if len(segs) == 0 {
+		l.setTail(nil, "")
+		return nil, "", nil
+	}
+	c := chain(segs)
+	s := c[len(c)-1]
+	sum, _, err := l.summary(ctx, s)
+	if err != nil {
+		return nil, "", err
+	}
+	end := EndID(sum.h, s.ID)
+	l.setTail(sum.last, end)
+	return sum.last, end, nil
+}
+
+func (l *Log) setTail(r *Record, end string) {
+	l.mu.Lock()
+	l.tail, l.tailEnd, l.tailKnown = r, end, true
+	l.mu.Unlock()
+}
+
+// forgetTail drops the cached tail: the next Append lists the generation.
+func (l *Log) forgetTail() {
+	l.mu.Lock()
+	l.tail, l.tailEnd, l.tailKnown = nil, "", false
+	l.mu.Unlock()
+}
+
+func (l *Log) cachedTail() (*Record, string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tail, l.tailEnd, l.tailKnown
 }
 
 // Append writes recs as one new level-0 segment after the current tail
 // (create-only) and returns its key. recs must continue the stored log
 // (lsn continuity; ts are clamped against the stored tail). The caller holds
 // the log's writer lease (repo.LeaseOplog, scope = the generation).
+//
+// The tail is the one the Log's last Append or Tail left (the lease keeps
+// other writers out, and compaction leaves the tail alone); without one,
+// Append calls Tail.
 func (l *Log) Append(ctx context.Context, recs []*Record) (string, error) {
 	if len(recs) == 0 {
 		return "", errors.New("oplog append: no records")
 	}
-	last, prev, err := l.Tail(ctx)
-	if err != nil {
-		return "", err
+	last, prev, ok := l.cachedTail()
+	if !ok {
+		var err error
+		if last, prev, err = l.Tail(ctx); err != nil {
+			return "", err
+		}
 	}
 	v := NewValidator()
 	if last != nil {
@@ -322,8 +567,18 @@ func (l *Log) Append(ctx context.Context, recs []*Record) (string, error) {
 	stored, id := l.r.SealObject(repo.PrefixOplog, plain)
 	key := SegmentKey(l.gen, recs[0].LSN, recs[len(recs)-1].LSN, id)
 	if err := l.r.Backend().Save(ctx, key, stored); err != nil {
+		// The segment may be stored all the same: find the tail again.
+		l.forgetTail()
 		return "", fmt.Errorf("save %s: %w", key, err)
 	}
+	// The new segment is the tail; its summary is what loading it gives.
+	sum, err := summarize(plain)
+	if err != nil {
+		l.forgetTail()
+		return key, nil
+	}
+	l.remember(key, sum)
+	l.setTail(sum.last, id.String())
 	return key, nil
 }
 
@@ -348,7 +603,7 @@ func (l *Log) Read(ctx context.Context, fromLSN, toLSN uint64) (Iterator, error)
 	if toLSN != 0 {
 		end = max(sort.Search(len(c), func(i int) bool { return c[i].FirstLSN > toLSN }), start)
 	}
-	return &segReader{ctx: ctx, l: l, segs: c[start:end], trustPrev: start > 0, from: fromLSN, to: toLSN, v: NewValidator()}, nil
+	return &segReader{ctx: ctx, l: l, segs: c[start:end], trustPrev: true, from: fromLSN, to: toLSN, v: NewValidator()}, nil
 }
 
 type segReader struct {
@@ -356,8 +611,10 @@ type segReader struct {
 	l    *Log
 	segs []Segment
 	i    int
-	// trustPrev: the first segment starts after the generation's start,
-	// and its prev is taken as it is.
+	// trustPrev: the first segment's prev is taken as it is. Read always
+	// sets it: prune removes the head of a generation (with a deletion
+	// record), so the first stored segment may name one that is gone;
+	// whether a missing head was removed on purpose is check's to judge.
 	trustPrev bool
 	from, to  uint64
 	recs      []*Record

@@ -129,6 +129,9 @@ func (f *segFixture) writeSegment(level int, prev, tail string, recs []*Record) 
 	if err := f.r.Backend().Save(f.ctx, key, stored); err != nil {
 		f.t.Fatal(err)
 	}
+	// Written behind the Log's back, as only another writer could: the
+	// tail the Log keeps for its next Append is no longer known.
+	f.l.forgetTail()
 	return key
 }
 
@@ -288,9 +291,12 @@ func TestReadFirstSegmentPrev(t *testing.T) {
 	first := f.writeSegment(0, "bogus", "", []*Record{f.rec(1, start, ""), f.rec(2, start, "")})
 	s, _ := ParseSegmentKey(first)
 	second := f.writeSegment(0, s.ID.String(), "", []*Record{f.rec(3, start, "")})
+	// The first stored segment's prev is trusted: prune removes a
+	// generation's head with a deletion record, and check (which reads
+	// those) judges a head that is missing without one.
 	for _, from := range []uint64{0, 2} {
-		if _, err := f.read(from, 0); err == nil || !strings.Contains(err.Error(), `has prev "bogus", want ""`) {
-			t.Errorf("Read(%d, 0): %v, want the generation's first segment refused", from, err)
+		if got, err := f.read(from, 0); err != nil || len(got) != int(4-max(from, 1)) {
+			t.Errorf("Read(%d, 0): %v %v, want the records from the first stored segment on", from, lsnsOf(got), err)
 		}
 	}
 	if got, err := f.read(3, 0); err != nil || len(got) != 1 {
