@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/strata-backup/strata/backend"
+	"github.com/strata-backup/strata/backend/fault"
 	"github.com/strata-backup/strata/graph"
 	"github.com/strata-backup/strata/mirror"
 	"github.com/strata-backup/strata/oplog"
@@ -560,29 +561,38 @@ func sampleSource(dir string, seed uint64) (string, error) {
 	return src, nil
 }
 
-// prepareWrites is the write scenarios' first step: an overlay of the
-// repository, opened, and a small source to back up.
-func (d *driller) prepareWrites(ctx context.Context) (ov *Overlay, rr *repo.Repository, src string, ok bool) {
-	ov = NewOverlay(d.r.Backend())
+// faults are the write scenarios' store: the tests' fault wrappers (a
+// store that fills up, one that can be cut) over an overlay of the
+// repository.
+type faults struct {
+	full  *fault.FullStore
+	flaky *fault.FlakyStore
+}
+
+// prepareWrites is the write scenarios' first step: the faulty overlay,
+// the repository opened on it, and a small source to back up.
+func (d *driller) prepareWrites(ctx context.Context) (fs faults, rr *repo.Repository, src string, ok bool) {
+	fs.full = fault.Full(NewOverlay(d.r.Backend()), -1)
+	fs.flaky = fault.Flaky(fs.full, fault.FlakyOptions{})
 	ok = d.step("prepare", func() (string, error) {
 		var err error
-		if rr, err = d.opts.Open(ctx, ov); err != nil {
+		if rr, err = d.opts.Open(ctx, fs.flaky); err != nil {
 			return "", err
 		}
 		src, err = sampleSource(d.work, d.opts.Seed)
-		return "an overlay of the repository and a 2 MiB source", err
+		return "an overlay of the repository behind fault wrappers, and a 2 MiB source", err
 	})
-	return ov, rr, src, ok
+	return fs, rr, src, ok
 }
 
 // diskFull: a backup into a store that runs out of space fails cleanly,
 // the repository stays checkable, and the next backup succeeds.
 func (d *driller) diskFull(ctx context.Context) ScenarioReport {
-	ov, rr, src, ok := d.prepareWrites(ctx)
+	fs, rr, src, ok := d.prepareWrites(ctx)
 	if !ok {
 		return d.report()
 	}
-	ov.SetLimit(256 << 10)
+	fs.full.SetLimit(256 << 10)
 	d.step("backup into a full store", func() (string, error) {
 		_, err := snapshot.Backup(ctx, rr, snapshot.BackupOptions{Paths: []string{src}})
 		if err == nil {
@@ -594,7 +604,7 @@ func (d *driller) diskFull(ctx context.Context) ScenarioReport {
 		return "failed cleanly: " + err.Error(), nil
 	})
 	d.step("check", func() (string, error) { return checkNoDamage(ctx, d.opts, rr) })
-	ov.SetLimit(0)
+	fs.full.SetLimit(-1)
 	d.step("next backup", func() (string, error) { return backupAndRestore(ctx, rr, src, d.work) })
 	return d.report()
 }
@@ -603,34 +613,34 @@ func (d *driller) diskFull(ctx context.Context) ScenarioReport {
 // cleanly, and once the network heals the repository checks and a later
 // backup completes.
 func (d *driller) partition(ctx context.Context) ScenarioReport {
-	ov, rr, src, ok := d.prepareWrites(ctx)
+	fs, rr, src, ok := d.prepareWrites(ctx)
 	if !ok {
 		return d.report()
 	}
 	d.step("backup during a partition", func() (string, error) {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		cut := time.AfterFunc(20*time.Millisecond, func() { ov.SetCut(true) })
+		cut := time.AfterFunc(20*time.Millisecond, fs.flaky.Cut)
 		defer cut.Stop()
 		_, err := snapshot.Backup(ctx, rr, snapshot.BackupOptions{Paths: []string{src}})
 		if err == nil {
 			return "the backup finished before the partition", nil
 		}
-		if !errors.Is(err, ErrPartition) {
+		if !errors.Is(err, fault.ErrInjected) {
 			return "", fmt.Errorf("failed, but not from the partition: %w", err)
 		}
 		return "failed cleanly: " + err.Error(), nil
 	})
-	ov.SetCut(false)
+	fs.flaky.Heal()
 	d.step("backup through a short partition", func() (string, error) {
 		// With retries (backoff and jitter, as object stores get), a cut
 		// that heals within the retry budget costs time, not the backup.
-		retried, err := d.opts.Open(ctx, backend.Retry(ov, backend.RetryOptions{Base: 50 * time.Millisecond, Max: time.Second, Attempts: 8}))
+		retried, err := d.opts.Open(ctx, backend.Retry(fs.flaky, backend.RetryOptions{Base: 50 * time.Millisecond, Max: time.Second, Attempts: 8}))
 		if err != nil {
 			return "", err
 		}
-		time.AfterFunc(10*time.Millisecond, func() { ov.SetCut(true) })
-		heal := time.AfterFunc(400*time.Millisecond, func() { ov.SetCut(false) })
+		time.AfterFunc(10*time.Millisecond, fs.flaky.Cut)
+		heal := time.AfterFunc(400*time.Millisecond, fs.flaky.Heal)
 		defer heal.Stop()
 		res, err := snapshot.Backup(ctx, retried, snapshot.BackupOptions{Paths: []string{src}, Tags: []string{"drill-partition"}})
 		if err != nil {
@@ -638,7 +648,7 @@ func (d *driller) partition(ctx context.Context) ScenarioReport {
 		}
 		return fmt.Sprintf("snapshot %s completed across a 0.4 s partition", res.ID.Short()), nil
 	})
-	ov.SetCut(false)
+	fs.flaky.Heal()
 	d.step("check after healing", func() (string, error) { return checkNoDamage(ctx, d.opts, rr) })
 	d.step("backup after healing", func() (string, error) { return backupAndRestore(ctx, rr, src, d.work) })
 	return d.report()

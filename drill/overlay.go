@@ -13,51 +13,23 @@ import (
 	"github.com/strata-backup/strata/backend"
 )
 
-// ErrPartition is the error a cut overlay gives (a network partition). It
-// is temporary, as a refused connection is: backend.Retry retries it.
-var ErrPartition error = partitionError{}
-
-type partitionError struct{}
-
-func (partitionError) Error() string   { return "connection refused (drill: partition)" }
-func (partitionError) Temporary() bool { return true }
-
 // Overlay is a copy-on-write view of a store: reads fall through to the
 // base, writes, removals and damage stay in memory, so a drill can damage
 // and write a 100 GB repository without copying anything up front or
-// changing one object of it. It can also run out of space (Limit) and
-// drop every call (Cut), for the disk-full and partition scenarios.
+// changing one object of it. The disk-full and partition scenarios put
+// backend/fault's wrappers in front of it.
 type Overlay struct {
 	base backend.Backend
 
 	mu      sync.Mutex
 	objects map[string][]byte // written or damaged here
 	gone    map[string]bool   // removed here
-	written int64
-	limit   int64 // bytes Save may add (0: unlimited)
-	cut     bool
 	times   map[string]time.Time
 }
 
 // NewOverlay returns an overlay over base.
 func NewOverlay(base backend.Backend) *Overlay {
 	return &Overlay{base: base, objects: map[string][]byte{}, gone: map[string]bool{}, times: map[string]time.Time{}}
-}
-
-// SetLimit makes Save fail with backend.ErrNoSpace once n more bytes were
-// written (0: no limit).
-func (o *Overlay) SetLimit(n int64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.limit, o.written = n, 0
-}
-
-// SetCut cuts (true) or heals (false) the overlay: while cut every call
-// fails with ErrPartition.
-func (o *Overlay) SetCut(cut bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.cut = cut
 }
 
 // Damage replaces key's bytes in the overlay with damaged ones (the base is
@@ -82,13 +54,6 @@ func (o *Overlay) Drop(key string) {
 	o.gone[key] = true
 }
 
-func (o *Overlay) check() error {
-	if o.cut {
-		return ErrPartition
-	}
-	return nil
-}
-
 // Save implements backend.Backend (create-only, in the overlay).
 func (o *Overlay) Save(ctx context.Context, key string, data []byte) error {
 	if _, err := o.Stat(ctx, key); err == nil {
@@ -98,13 +63,6 @@ func (o *Overlay) Save(ctx context.Context, key string, data []byte) error {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err := o.check(); err != nil {
-		return err
-	}
-	if o.limit > 0 && o.written+int64(len(data)) > o.limit {
-		return fmt.Errorf("save %s: %w (drill: the store filled up)", key, backend.ErrNoSpace)
-	}
-	o.written += int64(len(data))
 	o.objects[key] = bytes.Clone(data)
 	o.times[key] = time.Now()
 	delete(o.gone, key)
@@ -114,10 +72,6 @@ func (o *Overlay) Save(ctx context.Context, key string, data []byte) error {
 // Load implements backend.Backend.
 func (o *Overlay) Load(ctx context.Context, key string, offset, length int64, fn func(io.Reader) error) error {
 	o.mu.Lock()
-	if err := o.check(); err != nil {
-		o.mu.Unlock()
-		return err
-	}
 	b, here := o.objects[key]
 	gone := o.gone[key]
 	o.mu.Unlock()
@@ -140,10 +94,6 @@ func (o *Overlay) Load(ctx context.Context, key string, offset, length int64, fn
 // Stat implements backend.Backend.
 func (o *Overlay) Stat(ctx context.Context, key string) (backend.ObjectInfo, error) {
 	o.mu.Lock()
-	if err := o.check(); err != nil {
-		o.mu.Unlock()
-		return backend.ObjectInfo{}, err
-	}
 	b, here := o.objects[key]
 	gone, t := o.gone[key], o.times[key]
 	o.mu.Unlock()
@@ -165,10 +115,6 @@ func (o *Overlay) Stat(ctx context.Context, key string) (backend.ObjectInfo, err
 // here, with those written here.
 func (o *Overlay) List(ctx context.Context, prefix string, fn func(backend.ObjectInfo) error) error {
 	o.mu.Lock()
-	if err := o.check(); err != nil {
-		o.mu.Unlock()
-		return err
-	}
 	own := map[string]backend.ObjectInfo{}
 	for k, b := range o.objects {
 		if strings.HasPrefix(k, prefix) {
