@@ -56,6 +56,9 @@ func (o *Overlay) Drop(key string) {
 
 // Save implements backend.Backend (create-only, in the overlay).
 func (o *Overlay) Save(ctx context.Context, key string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if _, err := o.Stat(ctx, key); err == nil {
 		return fmt.Errorf("save %s: %w", key, backend.ErrExists)
 	} else if !errors.Is(err, backend.ErrNotFound) {
@@ -71,6 +74,12 @@ func (o *Overlay) Save(ctx context.Context, key string, data []byte) error {
 
 // Load implements backend.Backend.
 func (o *Overlay) Load(ctx context.Context, key string, offset, length int64, fn func(io.Reader) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if offset < 0 || length < 0 {
+		return fmt.Errorf("load %s: bad range %d+%d", key, offset, length)
+	}
 	o.mu.Lock()
 	b, here := o.objects[key]
 	gone := o.gone[key]
@@ -93,6 +102,9 @@ func (o *Overlay) Load(ctx context.Context, key string, offset, length int64, fn
 
 // Stat implements backend.Backend.
 func (o *Overlay) Stat(ctx context.Context, key string) (backend.ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.ObjectInfo{}, err
+	}
 	o.mu.Lock()
 	b, here := o.objects[key]
 	gone, t := o.gone[key], o.times[key]
@@ -114,6 +126,9 @@ func (o *Overlay) Stat(ctx context.Context, key string) (backend.ObjectInfo, err
 // List implements backend.Backend: the base's objects, less those removed
 // here, with those written here.
 func (o *Overlay) List(ctx context.Context, prefix string, fn func(backend.ObjectInfo) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	o.mu.Lock()
 	own := map[string]backend.ObjectInfo{}
 	for k, b := range o.objects {
@@ -127,6 +142,9 @@ func (o *Overlay) List(ctx context.Context, prefix string, fn func(backend.Objec
 	}
 	o.mu.Unlock()
 	err := o.base.List(ctx, prefix, func(oi backend.ObjectInfo) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if gone[oi.Key] {
 			return nil
 		}
@@ -141,11 +159,14 @@ func (o *Overlay) List(ctx context.Context, prefix string, fn func(backend.Objec
 		return err
 	}
 	for _, oi := range own {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := fn(oi); err != nil {
 			return err
 		}
 	}
-	return nil
+	return ctx.Err()
 }
 
 // Remove implements backend.Backend (in the overlay only).
