@@ -33,7 +33,7 @@ func rootCommand() *command {
 		newStatsCommand(), newGraphCommand(), newOplogCommand(), newTimelineCommand(), newSnapshotCommand(),
 		newCheckCommand(), newVerifyCommand(), newForgetCommand(), newPruneCommand(), newMirrorCommand(), newRepairCommand(),
 		newDrillCommand(),
-		newVersionCommand(), newHelpCommand(root),
+		newVersionCommand(), newHelpCommand(root), newCompletionCommand(root),
 	}
 	return root
 }
