@@ -80,9 +80,9 @@ type Plan struct {
 // Result is a finished prune.
 type Result struct {
 	Plan
-	DryRun  bool            `json:"dry_run"`
+	DryRun   bool            `json:"dry_run"`
 	Repacked repo.WriteStats `json:"-"`
-	Removed int             `json:"removed"`
+	Removed  int             `json:"removed"`
 }
 
 // pruneState is what the planning reads.

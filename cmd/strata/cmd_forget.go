@@ -22,13 +22,13 @@ type forgetOptions struct {
 
 	within, withinHourly, withinDaily, withinWeekly, withinMonthly, withinYearly string
 
-	keepTags  []string
-	keepOplog string
-	groupBy   string
-	hosts     []string
-	tags      []string
-	paths     []string
-	dryRun    bool
+	keepTags   []string
+	keepOplog  string
+	groupBy    string
+	hosts      []string
+	tags       []string
+	paths      []string
+	dryRun     bool
 	prune      bool
 	removeAll  bool
 	pruneFlags pruneFlags

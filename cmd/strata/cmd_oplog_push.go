@@ -16,7 +16,7 @@ import (
 )
 
 type oplogPushOptions struct {
-	metricsFile string
+	metricsFile   string
 	flushInterval time.Duration
 	segmentSize   string
 	heartbeat     time.Duration

@@ -78,7 +78,7 @@ every snapshot's cut and the PITR window are removed. Mirrors follow the
 deletion records.`,
 		examples: []string{"strata prune", "strata prune --dry-run --json", "strata prune --max-unused 10% --margin 24h",
 			"strata prune --keep-oplog 7d --mirror s3://offsite-bucket/graph"},
-		setup:    func(fs *pflag.FlagSet) { p.setup(fs, true) },
+		setup: func(fs *pflag.FlagSet) { p.setup(fs, true) },
 		run: func(ctx context.Context, g *globals, t *terminal, args []string) error {
 			if err := exactArgs("prune", args, 0, "no arguments"); err != nil {
 				return err
