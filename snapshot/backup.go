@@ -212,48 +212,23 @@ func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*Backu
 	if err != nil {
 		return nil, err
 	}
-	if opts.CutEnd != nil && sn.Cut != nil {
-		end, err := opts.CutEnd(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("backup: end the cut: %w", err)
-		}
-		if end < sn.Cut.LSNStart {
-			return nil, fmt.Errorf("backup: the cut ends at lsn %d, before its start %d", end, sn.Cut.LSNStart)
-		}
-		sn.Cut.LSNEnd = end
+	if err := endCut(ctx, sn, opts); err != nil {
+		return nil, err
 	}
 	sn.Tree = root
 	for _, t := range tiers {
-		if t.Format == FormatGraph && report != nil {
-			if st := report.Stats.Tiers[t.Name]; st != nil {
-				t.Nodes, t.Relationships = st.Nodes, st.Relationships
-				t.Stats = &GraphStats{Labels: st.Labels, Types: st.Types}
-			}
-		}
 		t.CapturedAt = time.Now()
 		sn.Tiers = append(sn.Tiers, *t)
 	}
 	sort.Slice(sn.Tiers, func(i, j int) bool { return sn.Tiers[i].Name < sn.Tiers[j].Name })
+	applyStats(sn.Tiers, report)
 	if sn.Cut != nil && len(captured) > 0 {
-		cutReport, err := checkAtCut(ctx, r, sn, opts)
-		switch {
-		case errors.Is(err, ErrNotRecoverable):
-			opts.Progress.Warn("cut", fmt.Errorf("integrity not checked at the cut yet: %w", err))
-		case err != nil:
-			return nil, err
-		default:
+		cutReport, err := judgeCut(ctx, r, sn, opts)
+		if cutReport != nil {
 			report = cutReport
-			sn.Cut.Checked = true
-			for i := range sn.Tiers {
-				t := &sn.Tiers[i]
-				if st := report.Stats.Tiers[t.Name]; st != nil && t.Format == FormatGraph {
-					t.Nodes, t.Relationships = st.Nodes, st.Relationships
-					t.Stats = &GraphStats{Labels: st.Labels, Types: st.Types}
-				}
-			}
-			if !report.OK && !opts.AllowDangling {
-				return &BackupResult{Integrity: report}, fmt.Errorf("backup: the graph at the cut (lsn %d): %w", sn.Cut.LSNEnd, &IntegrityError{Report: report})
-			}
+		}
+		if err != nil {
+			return &BackupResult{Integrity: cutReport}, err
 		}
 	}
 	sn.Incomplete = a.incomplete
@@ -795,25 +770,4 @@ func (a *archiver) saveStdin(ctx context.Context, rd io.Reader, name string) (ch
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
 	a.filesNew.Add(1)
 	return SaveTree(ctx, a.r, a.w, &Tree{Nodes: []*Node{n}})
-}
-
-// checkAtCut checks the graph at sn's cut (the captured tiers with the log
-// replayed), waiting up to opts.WaitForLog for the log to cover it.
-func checkAtCut(ctx context.Context, r *repo.Repository, sn *Snapshot, opts BackupOptions) (*graph.Report, error) {
-	deadline := time.Now().Add(opts.WaitForLog)
-	for {
-		ps, err := CutState(ctx, r, Entry{Snapshot: sn}, nil, opts.SortMemory, opts.TmpDir)
-		if err == nil {
-			defer ps.Close()
-			return CheckState(ps.Tiers, opts.SortMemory, opts.TmpDir)
-		}
-		if !errors.Is(err, ErrNotRecoverable) || time.Now().After(deadline) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(min(time.Second, time.Until(deadline)+time.Millisecond)):
-		}
-	}
 }
