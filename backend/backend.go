@@ -81,6 +81,15 @@ type Properties interface {
 	Location() string
 }
 
+// Streamer is an optional interface: a Backend that implements it can store
+// an object read from a stream, so a writer of large objects (packs) need
+// not hold each one in memory. SaveFrom has Save's contract, with the
+// object's bytes being what r yields up to EOF. Wrappers do not forward it,
+// so through a wrapper objects are saved from memory.
+type Streamer interface {
+	SaveFrom(ctx context.Context, key string, r io.Reader) error
+}
+
 // LoadAll reads a whole object into memory. It is a convenience for small
 // objects (config, keys, snapshots, index objects).
 func LoadAll(ctx context.Context, b Backend, key string) ([]byte, error) {

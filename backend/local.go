@@ -36,6 +36,7 @@ type localBackend struct {
 var (
 	_ Backend    = (*localBackend)(nil)
 	_ Properties = (*localBackend)(nil)
+	_ Streamer   = (*localBackend)(nil)
 )
 
 // openLocal opens an existing directory as a local backend.
@@ -80,19 +81,35 @@ func (b *localBackend) path(key string) string {
 // Save writes data to a temp file beside the target, fsyncs it, publishes it
 // create-only, and fsyncs the directory so the new name survives a crash.
 func (b *localBackend) Save(ctx context.Context, key string, data []byte) error {
+	return b.saveWith(ctx, key, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// SaveFrom stores what r yields. From an *os.File the copy stays in the
+// kernel (copy_file_range), so the bytes never pass through this process.
+func (b *localBackend) SaveFrom(ctx context.Context, key string, r io.Reader) error {
+	return b.saveWith(ctx, key, func(f *os.File) error {
+		_, err := io.Copy(f, r)
+		return err
+	})
+}
+
+func (b *localBackend) saveWith(ctx context.Context, key string, write func(*os.File) error) error {
 	if err := validKey(key); err != nil {
 		return fmt.Errorf("save %s: %w", key, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("save %s: %w", key, err)
 	}
-	if err := b.save(key, data); err != nil {
+	if err := b.save(key, write); err != nil {
 		return fmt.Errorf("save %s: %w", key, mapNoSpace(err))
 	}
 	return nil
 }
 
-func (b *localBackend) save(key string, data []byte) (err error) {
+func (b *localBackend) save(key string, write func(*os.File) error) (err error) {
 	target := b.path(key)
 	dir := filepath.Dir(target)
 
@@ -118,7 +135,7 @@ func (b *localBackend) save(key string, data []byte) (err error) {
 		}
 	}()
 
-	if _, err = f.Write(data); err != nil {
+	if err = write(f); err != nil {
 		return err
 	}
 	if err = f.Sync(); err != nil {

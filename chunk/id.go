@@ -11,6 +11,7 @@ package chunk
 import (
 	"encoding/hex"
 	"fmt"
+	"hash"
 
 	"github.com/zeebo/blake3"
 )
@@ -58,6 +59,10 @@ func ParseID(s string) (ID, error) {
 // ObjectID is the unkeyed BLAKE3-256 of stored bytes: the name of every
 // content-addressed object (packs, index objects, snapshots, ...).
 func ObjectID(stored []byte) ID { return blake3.Sum256(stored) }
+
+// NewObjectHash returns a hash whose Sum of the bytes written is their
+// ObjectID, for objects written in pieces.
+func NewObjectHash() hash.Hash { return blake3.New() }
 
 // Hasher computes blob ids. It is safe for concurrent use: every Sum starts
 // from a copy of the keyed initial state.

@@ -16,7 +16,11 @@ var (
 )
 
 func mustEncoder(level zstd.EncoderLevel) *zstd.Encoder {
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false))
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false),
+		// Blobs average about 1 MiB: a larger window finds no more matches
+		// (measured on graph exports: the same ratio to 0.1%) and costs each
+		// encoder 8 MiB more history.
+		zstd.WithWindowSize(1<<20))
 	if err != nil {
 		panic(err)
 	}

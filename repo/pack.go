@@ -3,6 +3,9 @@ package repo
 import (
 	"encoding/binary"
 	"fmt"
+	"hash"
+	"io"
+	"os"
 
 	"github.com/strata-backup/strata/chunk"
 	"github.com/strata-backup/strata/index"
@@ -26,29 +29,86 @@ const (
 	maxHeaderLen = 16 << 20
 )
 
-// packBuilder accumulates sealed blobs into one pack.
+// packBuilder accumulates sealed blobs into one pack: in memory, or, when
+// the backend can save from a stream, in an unlinked temporary file, so a
+// backup holds no whole pack in memory (the file stays in the page cache,
+// which the kernel can reclaim).
 type packBuilder struct {
-	buf   []byte
+	buf   []byte   // the pack so far (memory), or the blob being added (file)
+	file  *os.File // nil in memory
+	hash  hash.Hash
+	size  int // bytes of the pack so far
 	blobs []index.Blob
 }
 
-func (p *packBuilder) add(id chunk.ID, t index.BlobType, sealed []byte, rawLen int, compressed bool) {
-	p.blobs = append(p.blobs, index.Blob{
-		ID: id, Type: t, Offset: uint32(len(p.buf)), Length: uint32(len(sealed)),
-		RawLength: uint32(rawLen), Compressed: compressed,
-	})
-	p.buf = append(p.buf, sealed...)
+// newFilePack returns an empty pack spooled to a file in the temporary
+// directory. The file is unlinked at once: it never outlives the process.
+func newFilePack(buf []byte) (*packBuilder, error) {
+	f, err := os.CreateTemp("", "strata-pack-*")
+	if err != nil {
+		return nil, fmt.Errorf("create pack spool: %w", err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("create pack spool: %w", err)
+	}
+	return &packBuilder{buf: buf, file: f, hash: chunk.NewObjectHash()}, nil
 }
 
-// finish appends the sealed header and trailer and returns the pack bytes.
-func (p *packBuilder) finish(c *crypter) []byte {
+// addSealed seals payload with ad and appends it, returning its offset and
+// stored length.
+func (p *packBuilder) addSealed(c *crypter, payload []byte, ad string) (offset, n int, err error) {
+	if p.file == nil {
+		offset = len(p.buf)
+		p.buf = c.seal(p.buf, payload, ad)
+		p.size = len(p.buf)
+		return offset, p.size - offset, nil
+	}
+	p.buf = c.seal(p.buf[:0], payload, ad)
+	if _, err := p.file.Write(p.buf); err != nil {
+		return 0, 0, fmt.Errorf("write pack spool: %w", err)
+	}
+	p.hash.Write(p.buf)
+	offset = p.size
+	p.size += len(p.buf)
+	return offset, len(p.buf), nil
+}
+
+// finish appends the sealed header and trailer. In memory it returns the
+// pack's bytes; spooled, it returns nil and leaves the file at its start.
+func (p *packBuilder) finish(c *crypter) (chunk.ID, []byte, error) {
 	hdr := make([]byte, 0, len(p.blobs)*headerEntrySize)
 	for _, b := range p.blobs {
 		hdr = appendHeaderEntry(hdr, b)
 	}
-	start := len(p.buf)
-	p.buf = c.seal(p.buf, hdr, packHeaderAD)
-	return binary.LittleEndian.AppendUint32(p.buf, uint32(len(p.buf)-start))
+	if p.file == nil {
+		start := len(p.buf)
+		p.buf = c.seal(p.buf, hdr, packHeaderAD)
+		p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(p.buf)-start))
+		return chunk.ObjectID(p.buf), p.buf, nil
+	}
+	tail := c.seal(p.buf[:0], hdr, packHeaderAD)
+	tail = binary.LittleEndian.AppendUint32(tail, uint32(len(tail)))
+	p.buf = tail
+	if _, err := p.file.Write(tail); err != nil {
+		return chunk.ID{}, nil, fmt.Errorf("write pack spool: %w", err)
+	}
+	p.hash.Write(tail)
+	p.size += len(tail)
+	if _, err := p.file.Seek(0, io.SeekStart); err != nil {
+		return chunk.ID{}, nil, fmt.Errorf("rewind pack spool: %w", err)
+	}
+	var id chunk.ID
+	p.hash.Sum(id[:0])
+	return id, nil, nil
+}
+
+// close releases the spool file, if any.
+func (p *packBuilder) close() {
+	if p.file != nil {
+		p.file.Close()
+		p.file = nil
+	}
 }
 
 func appendHeaderEntry(dst []byte, b index.Blob) []byte {

@@ -60,11 +60,22 @@ type Writer struct {
 	jobs    chan blobJob
 	uploads chan *packBuilder
 	// Free lists, not sync.Pool: a pool is emptied at every GC, and
-	// reallocating 8 MiB chunk buffers and 16 MiB packs after each one is
-	// what drove the heap (and RSS) up. The lists are bounded, so what
-	// they keep is bounded too.
+	// reallocating chunk buffers and 16 MiB packs after each one is what
+	// drove the heap (and RSS) up. The lists are bounded, so what they keep
+	// is bounded too.
 	chunkBufs chan []byte
 	packBufs  chan []byte
+	chunkCap  int // capacity of a new chunk buffer
+
+	// One pack is filled at a time, by whichever worker has a blob ready:
+	// a pack per worker held Workers half-filled 16 MiB buffers for the
+	// whole run, the largest part of a backup's memory. Sealing under the
+	// lock costs little: it runs at GB/s over compressed bytes, while
+	// compression, the costly stage, stays outside it.
+	packMu sync.Mutex
+	pack   *packBuilder
+	// stream is the backend when it can save a pack from its spool file.
+	stream backend.Streamer
 
 	mu      sync.Mutex
 	pending map[chunk.ID]struct{}     // stored or in flight in this run
@@ -121,8 +132,17 @@ func (r *Repository) WithWriter(ctx context.Context, opts WriterOptions, fn func
 		pending: make(map[chunk.ID]struct{}),
 		reused:  make(map[chunk.ID][]index.Blob),
 	}
+	// A new chunk buffer holds the minimum plus four times the mean: all
+	// but a few in a hundred chunks fit, and the chunker grows the buffer
+	// for the rest. Buffers of the maximum size (8 MiB) for every chunk in
+	// flight cost tens of MiB of RSS once reuse had touched their pages.
+	p := r.cfg.Chunker
+	w.chunkCap = int(min(p.MaxSize, p.MinSize+4<<p.AverageBits))
+	// Room for every buffer that can be out at once (chunkers, queued jobs,
+	// workers), so that none is dropped and made again.
 	w.chunkBufs = make(chan []byte, 2*opts.Workers+4)
-	w.packBufs = make(chan []byte, opts.Workers+opts.Uploaders+1)
+	w.stream, _ = r.be.(backend.Streamer)
+	w.packBufs = make(chan []byte, opts.Uploaders+1)
 
 	pipe, pctx := errgroup.WithContext(ctx)
 	var workers sync.WaitGroup
@@ -135,11 +155,23 @@ func (r *Repository) WithWriter(ctx context.Context, opts WriterOptions, fn func
 		uploaders.Add(1)
 		pipe.Go(func() error { defer uploaders.Done(); return w.upload(pctx) })
 	}
-	go func() { workers.Wait(); close(w.uploads) }()
+	go func() {
+		workers.Wait()
+		// The last pack, partly filled, goes once every worker is done.
+		if w.pack != nil && len(w.pack.blobs) > 0 {
+			if err := w.send(pctx, w.pack); err == nil {
+				w.pack = nil
+			}
+		}
+		close(w.uploads)
+	}()
 
 	fnErr := fn(pctx, w)
 	close(w.jobs)
 	pipeErr := pipe.Wait()
+	if w.pack != nil { // not sent: the run failed
+		w.pack.close()
+	}
 	if err := errors.Join(fnErr, pipeErr); err != nil {
 		return w.Stats(), err
 	}
@@ -169,20 +201,23 @@ func (w *Writer) Stats() WriteStats {
 	}
 }
 
-// Buffer returns a buffer of capacity at least the chunker's maximum chunk
-// size. Pass it to SaveBlob, which takes ownership and recycles it.
+// Buffer returns a buffer for the chunker: most chunks fit it, and
+// appending grows it for the others. Pass it to SaveBlob, which takes
+// ownership and recycles it.
 func (w *Writer) Buffer() []byte {
 	select {
 	case b := <-w.chunkBufs:
 		return b[:0]
 	default:
-		return make([]byte, 0, w.r.cfg.Chunker.MaxSize)
+		return make([]byte, 0, w.chunkCap)
 	}
 }
 
+// recycle keeps b for reuse unless it is small (not one of ours) or has
+// grown well past the chunker's maximum (a graph tier's larger chunks).
 func (w *Writer) recycle(b []byte) {
-	if cap(b) != int(w.r.cfg.Chunker.MaxSize) {
-		return // not one of ours
+	if cap(b) < w.chunkCap || cap(b) > 2*int(w.r.cfg.Chunker.MaxSize) {
+		return
 	}
 	select {
 	case w.chunkBufs <- b[:0]:
@@ -190,22 +225,30 @@ func (w *Writer) recycle(b []byte) {
 	}
 }
 
-// newPack returns an empty pack whose buffer holds a full pack without
+// newPack returns an empty pack. Spooled to a file when the backend can
+// save from one; otherwise in a buffer that holds a full pack without
 // growing (append would double a 16 MiB buffer to 32 MiB).
-func (w *Writer) newPack() *packBuilder {
+func (w *Writer) newPack() (*packBuilder, error) {
+	var buf []byte
 	select {
-	case b := <-w.packBufs:
-		return &packBuilder{buf: b[:0]}
+	case buf = <-w.packBufs:
 	default:
-		return &packBuilder{buf: make([]byte, 0, w.r.cfg.PackSize+int(w.r.cfg.Chunker.MaxSize)+packSlack)}
 	}
+	if w.stream != nil {
+		return newFilePack(buf[:0])
+	}
+	if buf == nil {
+		buf = make([]byte, 0, w.r.cfg.PackSize+int(w.r.cfg.Chunker.MaxSize)+packSlack)
+	}
+	return &packBuilder{buf: buf[:0]}, nil
 }
 
 // packSlack covers a pack's sealed header and trailer beyond its blobs.
 const packSlack = 64 << 10
 
 func (w *Writer) recyclePack(p *packBuilder) {
-	if cap(p.buf) < w.r.cfg.PackSize {
+	p.close()
+	if p.buf == nil || (w.stream == nil && cap(p.buf) < w.r.cfg.PackSize) {
 		return
 	}
 	select {
@@ -269,10 +312,9 @@ func (w *Writer) SaveBlob(ctx context.Context, t index.BlobType, id chunk.ID, da
 	}
 }
 
-// work compresses and encrypts blobs into this worker's own pack, so workers
-// never contend for a shared buffer.
+// work compresses blobs, then seals each into the pack being filled; a
+// full pack goes to the uploaders.
 func (w *Writer) work(ctx context.Context) error {
-	pack := w.newPack()
 	var scratch []byte
 	for job := range w.jobs {
 		payload, compressed := job.data, false
@@ -282,25 +324,46 @@ func (w *Writer) work(ctx context.Context) error {
 				payload, compressed = scratch, true
 			}
 		}
-		start := len(pack.buf)
-		pack.buf = w.r.crypt.seal(pack.buf, payload, blobAD)
-		sealedLen := len(pack.buf) - start
-		pack.blobs = append(pack.blobs, index.Blob{ID: job.id, Type: job.t, Offset: uint32(start),
-			Length: uint32(sealedLen), RawLength: uint32(len(job.data)), Compressed: compressed})
+		pack, full, err := w.addToPack(job, payload, compressed)
+		if err != nil {
+			return err
+		}
 		w.stats.new.Add(1)
 		w.stats.added.Add(int64(len(job.data)))
 		w.recycle(job.data)
-		if len(pack.buf) >= w.r.cfg.PackSize {
+		if full {
 			if err := w.send(ctx, pack); err != nil {
 				return err
 			}
-			pack = w.newPack()
 		}
 	}
-	if len(pack.blobs) > 0 {
-		return w.send(ctx, pack)
-	}
 	return nil
+}
+
+// addToPack seals payload into the pack being filled and, when that makes
+// the pack full, takes the pack out for the caller to send.
+func (w *Writer) addToPack(job blobJob, payload []byte, compressed bool) (*packBuilder, bool, error) {
+	w.packMu.Lock()
+	defer w.packMu.Unlock()
+	if w.pack == nil {
+		p, err := w.newPack()
+		if err != nil {
+			return nil, false, err
+		}
+		w.pack = p
+	}
+	pack := w.pack
+	off, n, err := pack.addSealed(w.r.crypt, payload, blobAD)
+	if err != nil {
+		return nil, false, err
+	}
+	pack.blobs = append(pack.blobs, index.Blob{ID: job.id, Type: job.t, Offset: uint32(off),
+		Length: uint32(n), RawLength: uint32(len(job.data)), Compressed: compressed})
+	full := pack.size >= w.r.cfg.PackSize
+	if full {
+		w.pack = nil
+	}
+	return pack, full, nil
 }
 
 func (w *Writer) send(ctx context.Context, p *packBuilder) error {
@@ -313,25 +376,35 @@ func (w *Writer) send(ctx context.Context, p *packBuilder) error {
 }
 
 func (w *Writer) upload(ctx context.Context) error {
+	var err error
 	for p := range w.uploads {
-		if err := w.savePack(ctx, p); err != nil {
-			return err
+		if err == nil {
+			err = w.savePack(ctx, p)
 		}
+		// After a failure the rest are only released, so that no spool
+		// file outlives the run.
 		w.recyclePack(p) // the backend keeps no reference after Save
 	}
-	return nil
+	return err
 }
 
 // savePack seals the header, stores the pack and queues its index entries.
 func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
-	data := p.finish(w.r.crypt)
-	id := chunk.ObjectID(data)
+	id, data, err := p.finish(w.r.crypt)
+	if err != nil {
+		return err
+	}
 	key := ObjectKey(PrefixData, id)
-	if err := w.r.be.Save(ctx, key, data); err != nil && !errors.Is(err, backend.ErrExists) {
+	if data != nil {
+		err = w.r.be.Save(ctx, key, data)
+	} else {
+		err = w.stream.SaveFrom(ctx, key, p.file)
+	}
+	if err != nil && !errors.Is(err, backend.ErrExists) {
 		return fmt.Errorf("save pack %s: %w", key, err)
 	}
 	w.stats.packs.Add(1)
-	w.stats.stored.Add(int64(len(data)))
+	w.stats.stored.Add(int64(p.size))
 	w.indexMu.Lock()
 	w.unsaved.Packs = append(w.unsaved.Packs, index.Pack{ID: id, Blobs: p.blobs})
 	w.nblobs += len(p.blobs)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -39,6 +40,7 @@ func RunSuite(t *testing.T, open func(t *testing.T) backend.Backend) {
 		{"Cancel", testCancel},
 		{"InvalidKeys", testInvalidKeys},
 		{"Properties", testProperties},
+		{"SaveFrom", testSaveFrom},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -560,5 +562,46 @@ func testProperties(t *testing.T, b backend.Backend) {
 	}
 	if p.Location() == "" {
 		t.Error("Location() is empty")
+	}
+}
+
+// testSaveFrom holds a Streamer's SaveFrom to Save's contract: the object is
+// what the reader yields (from a file, as the pack writer streams it, and
+// from a plain reader), create-only.
+func testSaveFrom(t *testing.T, b backend.Backend) {
+	s, ok := b.(backend.Streamer)
+	if !ok {
+		t.Skip("not a Streamer: objects are saved from memory")
+	}
+	data := randomBytes(9, 3<<20+17)
+	f, err := os.CreateTemp(t.TempDir(), "spool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveFrom(t.Context(), "data/ab/from-file", f); err != nil {
+		t.Fatalf("save from file: %v", err)
+	}
+	if got := loadAll(t, b, "data/ab/from-file"); !bytes.Equal(got, data) {
+		t.Errorf("from file: stored %d bytes, want the %d written", len(got), len(data))
+	}
+	if err := s.SaveFrom(t.Context(), "data/ab/from-reader", bytes.NewReader(data[:1000])); err != nil {
+		t.Fatalf("save from reader: %v", err)
+	}
+	if got := loadAll(t, b, "data/ab/from-reader"); !bytes.Equal(got, data[:1000]) {
+		t.Errorf("from reader: stored %d bytes, want 1000", len(got))
+	}
+	err = s.SaveFrom(t.Context(), "data/ab/from-reader", bytes.NewReader([]byte("other")))
+	if !errors.Is(err, backend.ErrExists) {
+		t.Errorf("second save: got %v, want ErrExists", err)
+	}
+	if got := loadAll(t, b, "data/ab/from-reader"); !bytes.Equal(got, data[:1000]) {
+		t.Errorf("object changed by a refused save")
 	}
 }

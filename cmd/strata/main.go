@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 )
@@ -26,6 +27,18 @@ func main() {
 			f.Close()
 			os.Exit(code)
 		}
+	}
+	// STRATA_MEMPROFILE=FILE writes a heap profile at the end of the run:
+	// alloc_space shows what was allocated over the run, the peak's makers.
+	if p := os.Getenv("STRATA_MEMPROFILE"); p != "" {
+		runtime.MemProfileRate = 64 << 10
+		code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+		runtime.GC() // the profile shows allocations up to the last GC
+		if f, err := os.Create(p); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+		os.Exit(code)
 	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
