@@ -127,7 +127,9 @@ func (r *Repository) WithWriter(ctx context.Context, opts WriterOptions, fn func
 
 	w := &Writer{
 		r: r, idx: idx, marks: marks, opts: opts, mode: r.cfg.Compression,
-		jobs:    make(chan blobJob, opts.Workers),
+		// Unbuffered: every queued chunk is a buffer held; the chunkers
+		// outpace compression, so a queue would only hold more of them.
+		jobs:    make(chan blobJob),
 		uploads: make(chan *packBuilder, 1),
 		pending: make(map[chunk.ID]struct{}),
 		reused:  make(map[chunk.ID][]index.Blob),
