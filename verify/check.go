@@ -131,16 +131,17 @@ func (s Subset) String() string {
 // goroutines at once.
 type CheckProgress interface {
 	// Stage starts a stage ("objects", "packs", "snapshots", "oplog",
-	// "read-data") of total items (0: not known).
-	Stage(name string, total int)
+	// "read-data") of total items (0: not known) and totalBytes to read (0:
+	// not known).
+	Stage(name string, total int, totalBytes int64)
 	// Done counts items of the current stage finished and bytes read.
 	Done(items int, bytes int64)
 }
 
 type noCheckProgress struct{}
 
-func (noCheckProgress) Stage(string, int) {}
-func (noCheckProgress) Done(int, int64)   {}
+func (noCheckProgress) Stage(string, int, int64) {}
+func (noCheckProgress) Done(int, int64)          {}
 
 // CheckOptions tune Check.
 type CheckOptions struct {
@@ -338,7 +339,7 @@ var unpackedPrefixes = map[string]bool{
 // list reads the whole repository listing once and sorts every key into
 // its part of the layout; keys outside it are strays.
 func (c *checker) list(ctx context.Context) error {
-	c.progress.Stage("list", 0)
+	c.progress.Stage("list", 0, 0)
 	err := c.be.List(ctx, "", func(oi backend.ObjectInfo) error {
 		if !c.classify(oi) {
 			c.warn(oi.Key, KindStray, "not part of the repository layout; strata ignores it")
@@ -469,7 +470,7 @@ func (c *checker) checkObjects(ctx context.Context) error {
 	for _, l := range c.objects {
 		all = append(all, l...)
 	}
-	c.progress.Stage("objects", len(all))
+	c.progress.Stage("objects", len(all), 0)
 	err := forEachLimit(ctx, c.workers, all, func(ctx context.Context, o listed) error {
 		stored, gone, err := c.load(ctx, o.key)
 		if err != nil || gone {

@@ -27,7 +27,7 @@ func (c *checker) checkOplog(ctx context.Context) error {
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
 	c.res.Generations = len(order)
-	c.progress.Stage("oplog", len(order))
+	c.progress.Stage("oplog", len(order), 0)
 	for _, g := range order {
 		if err := c.checkGeneration(ctx, g); err != nil {
 			return err

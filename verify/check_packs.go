@@ -42,7 +42,7 @@ func (c *checker) checkPacks(ctx context.Context) error {
 	}
 	sort.Slice(live, func(i, j int) bool { return live[i].String() < live[j].String() })
 	c.res.IndexObjects = len(live)
-	c.progress.Stage("packs", len(c.packs))
+	c.progress.Stage("packs", len(c.packs), 0)
 
 	jobs := make(chan packJob)
 	g, gctx := errgroup.WithContext(ctx)
@@ -219,7 +219,11 @@ func (c *checker) readData(ctx context.Context) error {
 	if s := c.opts.Subset; s != nil {
 		ids = c.subset(*s, ids)
 	}
-	c.progress.Stage("read-data", len(ids))
+	var total int64
+	for _, id := range ids {
+		total += c.packs[id]
+	}
+	c.progress.Stage("read-data", len(ids), total)
 	bufs := make(chan []byte, c.workers)
 	for range c.workers {
 		bufs <- nil

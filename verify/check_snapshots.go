@@ -23,7 +23,7 @@ import (
 // must be indexed in a pack that is not known damaged, and a file's size
 // must be the sum of its blobs.
 func (c *checker) checkSnapshots(ctx context.Context) error {
-	c.progress.Stage("snapshots", len(c.snaps))
+	c.progress.Stage("snapshots", len(c.snaps), 0)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.workers)
 	for _, e := range c.snaps {

@@ -368,8 +368,8 @@ func TestCheckProgress(t *testing.T) {
 
 type recordingProgress struct{ stages []string }
 
-func (p *recordingProgress) Stage(name string, _ int) { p.stages = append(p.stages, name) }
-func (p *recordingProgress) Done(int, int64)          {}
+func (p *recordingProgress) Stage(name string, _ int, _ int64) { p.stages = append(p.stages, name) }
+func (p *recordingProgress) Done(int, int64)                   {}
 
 // FuzzCheckObject: an object may hold any authentic plaintext (written by
 // a bug, or by another version). Check must meet it without a panic or an

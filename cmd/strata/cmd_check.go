@@ -115,12 +115,19 @@ type checkProgress struct {
 	done  atomic.Int64
 	bytes atomic.Int64
 	shown atomic.Int64 // unix nanoseconds of the last update
+	// For the rate and ETA of a stage that knows its bytes (read-data).
+	totalBytes atomic.Int64
+	stageBytes atomic.Int64 // bytes read before the stage began
+	started    atomic.Int64 // unix nanoseconds
 }
 
-func (p *checkProgress) Stage(name string, total int) {
+func (p *checkProgress) Stage(name string, total int, totalBytes int64) {
 	p.stage.Store(name)
 	p.total.Store(int64(total))
+	p.totalBytes.Store(totalBytes)
 	p.done.Store(0)
+	p.stageBytes.Store(p.bytes.Load())
+	p.started.Store(time.Now().UnixNano())
 	p.show()
 }
 
@@ -136,6 +143,18 @@ func (p *checkProgress) show() {
 		return
 	}
 	stage, _ := p.stage.Load().(string)
+	if tb := p.totalBytes.Load(); tb > 0 {
+		b := p.bytes.Load() - p.stageBytes.Load()
+		el := float64(now-p.started.Load()) / 1e9
+		rate := float64(b) / max(el, 0.001)
+		line := fmt.Sprintf("check: %s %d/%d packs, %s / %s (%.1f%%)  %s/s", stage, p.done.Load(), p.total.Load(),
+			fmtBytes(b), fmtBytes(tb), 100*float64(b)/float64(tb), fmtBytes(int64(rate)))
+		if tb > b && rate > 0 {
+			line += "  ETA " + fmtDuration(float64(tb-b)/rate)
+		}
+		p.t.status("%s", line)
+		return
+	}
 	if total := p.total.Load(); total > 0 {
 		p.t.status("check: %s %d/%d, %s read", stage, p.done.Load(), total, fmtBytes(p.bytes.Load()))
 		return

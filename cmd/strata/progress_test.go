@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCheckProgressLine: on a terminal, check's read-data stage shows packs,
+// bytes against the total, the rate and an ETA, and the line is cleared at
+// the end; with --json or -q nothing reaches stderr.
+func TestCheckProgressLine(t *testing.T) {
+	tests := []struct {
+		name        string
+		json, quiet bool
+		want        []string // substrings of stderr; nil: stderr empty
+	}{
+		{"terminal", false, false, []string{"check: read-data 1/4 packs", "16.0 MiB / 64.0 MiB (25.0%)", "/s", "ETA ", "\r\x1b[K"}},
+		{"json", true, false, nil},
+		{"quiet", false, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			term := &terminal{stdout: &bytes.Buffer{}, stderr: &stderr, stderrTTY: true, json: tt.json, quiet: tt.quiet}
+			p := &checkProgress{t: term}
+			p.Stage("read-data", 4, 64<<20)
+			p.started.Store(time.Now().Add(-2 * time.Second).UnixNano())
+			p.shown.Store(0)
+			p.Done(1, 16<<20)
+			term.clearStatus()
+			got := stderr.String()
+			if tt.want == nil {
+				if got != "" {
+					t.Errorf("stderr %q, want nothing", got)
+				}
+				return
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("stderr %q lacks %q", got, w)
+				}
+			}
+			if !strings.HasSuffix(got, "\r\x1b[K") {
+				t.Errorf("stderr %q does not end by clearing the line", got)
+			}
+		})
+	}
+}
