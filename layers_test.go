@@ -24,7 +24,7 @@ var layers = [][]string{
 	{"prune", "verify"},
 	{"mirror"},
 	{"drill"},
-	{"cmd/strata", "tools/gengraph", "tools/genoplog", "e2e/ladybug"},
+	{"cmd/strata", "tools/gengraph", "tools/genoplog", "e2e/ladybug", "e2e/readme"},
 }
 
 func TestLayering(t *testing.T) {
