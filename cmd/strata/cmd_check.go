@@ -102,7 +102,7 @@ func runCheck(ctx context.Context, r *repo.Repository, t *terminal, opts verify.
 		}
 	}
 	if n := len(res.Problems); n > 0 {
-		return fmt.Errorf("check: %d problems: %w", n, errDamage)
+		return fmt.Errorf("check: %d problems: %w", n, errRepoDamage)
 	}
 	return nil
 }

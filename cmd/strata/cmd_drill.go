@@ -150,7 +150,7 @@ exits 4.`,
 					return err
 				}
 				if !rep.OK {
-					return fmt.Errorf("drill: a scenario failed: %w", errDamage)
+					return fmt.Errorf("drill: a scenario failed: %w", errDrillFailed)
 				}
 				return nil
 			})

@@ -81,7 +81,7 @@ func runGraphCheck(ctx context.Context, t *terminal, files []string, mem int64) 
 		}
 	}
 	if !report.OK {
-		return fmt.Errorf("graph check: %d problems: %w", report.ProblemCount, errDamage)
+		return fmt.Errorf("graph check: %d problems: %w", report.ProblemCount, errExportDamage)
 	}
 	return nil
 }

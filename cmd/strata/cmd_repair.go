@@ -102,9 +102,9 @@ func runRepair(ctx context.Context, r *repo.Repository, t *terminal, o repairOpt
 	}
 	switch {
 	case o.dryRun && len(res.Unrepairable) > 0:
-		return fmt.Errorf("repair: %d problems cannot be repaired from %s: %w", len(res.Unrepairable), where, errDamage)
+		return fmt.Errorf("repair: %d problems cannot be repaired from %s: %w", len(res.Unrepairable), where, errRepoDamage)
 	case !o.dryRun && !res.OK:
-		return fmt.Errorf("repair: %d problems remain: %w", len(res.Unrepairable), errDamage)
+		return fmt.Errorf("repair: %d problems remain: %w", len(res.Unrepairable), errRepoDamage)
 	}
 	return nil
 }

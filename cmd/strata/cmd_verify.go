@@ -150,7 +150,7 @@ func runVerify(ctx context.Context, r *repo.Repository, t *terminal, e snapshot.
 		return err
 	}
 	if f := rep.Failed(); f != nil {
-		return fmt.Errorf("verify snapshot %s: step %s failed: %s: %w", e.ID.Short(), f.Name, f.Detail, errDamage)
+		return fmt.Errorf("verify snapshot %s: step %s failed: %s: %w", e.ID.Short(), f.Name, f.Detail, errVerifyFailed)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/strata-backup/strata/backend"
 	"github.com/strata-backup/strata/repo"
@@ -21,8 +22,15 @@ const (
 	exitInterrupted = 130
 )
 
-// errDamage marks a check, verify or drill that found damage (exit 4).
-var errDamage = errors.New("damage found")
+// errDamage marks a check, verify or drill that found damage (exit 4). The
+// kinds below wrap it so that each gets its own hint.
+var (
+	errDamage       = errors.New("damage found")
+	errRepoDamage   = fmt.Errorf("repository %w", errDamage)   // check, repair
+	errExportDamage = fmt.Errorf("export %w", errDamage)       // graph check
+	errVerifyFailed = fmt.Errorf("verification %w", errDamage) // verify
+	errDrillFailed  = fmt.Errorf("drill %w", errDamage)        // drill
+)
 
 // exitCode maps an error to its exit code: the one place that does.
 func exitCode(err error) int {
@@ -66,6 +74,14 @@ func hint(err error) string {
 		return "fix the export (each problem is listed with tier, line and id), or keep it anyway with --allow-dangling"
 	case errors.Is(err, snapshot.ErrNoSnapshot):
 		return "list snapshots with 'strata snapshots'"
+	case errors.Is(err, errRepoDamage):
+		return "each damaged object is listed; 'strata repair --from MIRROR' copies them back from a mirror (docs/runbook.md)"
+	case errors.Is(err, errExportDamage):
+		return "each problem is listed with tier, line and id; fix the export and check it again"
+	case errors.Is(err, errVerifyFailed):
+		return "'strata check --read-data' finds damaged objects and 'strata repair' fixes them; the verification record keeps the details"
+	case errors.Is(err, errDrillFailed):
+		return "the report says which scenario and step failed and why; docs/runbook.md covers each scenario"
 	case errors.Is(err, repo.ErrCorrupt), errors.Is(err, repo.ErrBlobNotFound):
 		return "the repository is damaged; run 'strata check --read-data' and repair from a mirror"
 	case errors.Is(err, snapshot.ErrRestoreFailed):
