@@ -5,25 +5,32 @@
 # cache: first backup (wall time, peak RSS, repository size), unchanged
 # re-backup (bytes added), `snapshots` (fixed cost of one command), backup
 # of a 1%-changed version of the same files (bytes added), restore of the
-# first snapshot (wall time, peak RSS, cmp against the source). The two
+# first snapshot (wall time, peak RSS, cmp against the source), `check
+# --read-data` of the repository (wall time, peak RSS). The two
 # tools run interleaved, phase by phase, in alternating order, so machine
 # noise hits both alike. Beside each backup phase, strata backs the same
 # export up as three graph tiers (--tier fast=... --tier warm=... --tier
 # cold=...) into a third repository: the first export, a line-shuffled copy
 # of it (the same graph) and the 1%-changed export. Then, once, graph-tier
 # restore with 8 delta layers against the same final graph stored as one
-# base (BENCH_LAYERS_SIZE, default 200MiB), and the Go benchmark
+# base (BENCH_LAYERS_SIZE, default 200MiB), and the Go benchmarks
+# BenchmarkPipelineStage (each backup stage's rate on one core, over the
+# export's largest file: the pipeline's ceiling) and
 # BenchmarkBackupHeapLargeIndex (peak heap of a backup against a repository
-# holding 2,000,000 blobs vs an empty one; median of BENCH_HEAP_COUNT=3
-# runs). Point-in-time recovery, strata only, once (see the section below):
+# holding BENCH_HEAP_BLOBS=10,000,000 blobs vs an empty one; median of
+# BENCH_HEAP_COUNT=3 runs). Point-in-time recovery, strata only, once (see
+# the section below):
 # RPO of `oplog push --follow`, push and replay throughput of a
 # 1,000,000-record log over the export, and `snapshot synthesize` against a
-# graph-tier backup of the same 1% change. Prints the table and rewrites
-# the results section of docs/performance.md and docs/performance.svg.
+# graph-tier backup of the same 1% change. Prints the tables, with the
+# summary "Targets (issue 8)", and rewrites the results section of
+# docs/performance.md and docs/performance.svg.
 #
 # Environment: BENCH_SIZE (default 1GiB); BENCH_LAYERS_SIZE (default
 # 200MiB); BENCH_LAYERS_REPS (restores of each kind, default 5);
-# BENCH_HEAP_COUNT (default 3); BENCH_WORK (work directory; default
+# BENCH_HEAP_COUNT (default 3); BENCH_HEAP_BLOBS (blobs in the large
+# repository's index, default 10000000); BENCH_SKIP_CEILING=1 skips
+# BenchmarkPipelineStage; BENCH_WORK (work directory; default
 # bench/work, or /tmp/strata-bench when only /tmp has room);
 # BENCH_ROUNDS=N repeats the tool phases N times with fresh repositories
 # (default 1; the figures are then medians); BENCH_KEEP=1 keeps the data
@@ -148,9 +155,15 @@ STRATA=$W/bin/strata
 rec strata "$("$STRATA" version | head -1)"
 go build -o "$W/bin/gengraph" ./tools/gengraph
 [ -z "$PITR" ] || go build -o "$W/bin/genoplog" ./tools/genoplog
-# The heap benchmark is compiled now, so that the whole run measures the
-# same source even when commits land while it runs.
-[ "${BENCH_SKIP_HEAP:-}" = 1 ] || go test -c -o "$W/bin/repo.test" ./repo/
+# The Go benchmarks (heap, pipeline ceiling) are compiled now, so that the
+# whole run measures the same source even when commits land while it runs.
+CEILING=1
+[ "${BENCH_SKIP_CEILING:-}" != 1 ] || CEILING=
+HEAP_BLOBS=${BENCH_HEAP_BLOBS:-10000000}
+if [ -n "$CEILING" ] || [ "${BENCH_SKIP_HEAP:-}" != 1 ]; then
+	log "go test -c -o $W/bin/repo.test ./repo/"
+	go test -c -o "$W/bin/repo.test" ./repo/
+fi
 
 # Every backup is of the same path, $SRC, so both tools take the previous
 # snapshot as parent. Nothing else is ever written in its directory: both
@@ -251,6 +264,8 @@ run() {
 		die "$tool $phase failed (logs in $W/logs)"
 	fi
 	read -r secs rss usr sys <"$W/logs/${tool}_$phase.time"
+	case $tool in restic) _p=restic ;; *) _p=strata ;; esac
+	rec "${tool}_${phase}_cmd" "$(echo "$_p $*" | sed "s|$W/|\$W/|g")"
 	rec "${tool}_${phase}_secs" "$secs"
 	rec "${tool}_${phase}_rss_kib" "$rss"
 	rec "${tool}_${phase}_cpu_secs" "$(echo "$usr $sys" | awk '{printf "%.2f", $1 + $2}')"
@@ -359,6 +374,16 @@ one_round() {
 		rm -rf "$W/restore-$t"
 	done
 
+	# (e) check --read-data of the repository (the three snapshots above):
+	# every pack read whole, every blob decrypted, decompressed and hashed.
+	# Each tool with its defaults (restic check: a fresh temporary cache;
+	# strata check: its cache directory). run fails the bench unless it
+	# exits 0.
+	for t in $(order 6); do
+		rec "${t}_check_du" "$(du -sb "$W/$t-repo" | cut -f1)"
+		run $t check check --read-data
+	done
+
 	# what the tools say they added, for reference
 	for t in restic strata ${GRAPH:+graph}; do
 		for p in backup1 backup2 backup3; do
@@ -383,6 +408,30 @@ RES=$MAIN_RES
 python3 $R merge "$W" "$ROUNDS" >>"$RES"
 rm -rf "$W/alt/shuffled" "$W/restic-repo" "$W/strata-repo" "$W/restic-cache" "$W/strata-cache"
 log "tool runs done"
+
+# --- the pipeline's ceiling ------------------------------------------------------
+# BenchmarkPipelineStage (repo/bench_ceiling_test.go, compiled at the start)
+# on the export's largest file, once (-benchtime 1x: the read stage reads the
+# file once, after the cache drop), on one core (-cpu 1): read, chunk, hash,
+# compress, encrypt and write, each in raw bytes per second. The report
+# computes the ceiling, nproc / sum(1 / rate), and strata's first-backup
+# throughput against it.
+if [ -n "$CEILING" ]; then
+	big=$(find "$SRC" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
+	rec ceiling_file "$(basename "$big")"
+	rec ceiling_cmd "STRATA_BENCH_CEILING_FILE=\$SRC/$(basename "$big") STRATA_BENCH_CEILING_DIR=\$W/tmp repo.test -test.bench BenchmarkPipelineStage -test.benchtime 1x -test.cpu 1"
+	settle
+	log "go test -run '^\$' -bench BenchmarkPipelineStage -benchtime 1x -cpu 1 ./repo/ on $big (compiled at the start)"
+	if (cd repo && STRATA_BENCH_CEILING_FILE="$big" STRATA_BENCH_CEILING_DIR="$W/tmp" "$W/bin/repo.test" -test.run '^$' \
+		-test.bench '^BenchmarkPipelineStage$' -test.benchtime 1x -test.cpu 1 -test.v -test.timeout 30m) >"$W/logs/ceiling.out" 2>&1 &&
+		python3 $R ceiling "$W/logs/ceiling.out" >>"$RES"; then
+		grep -E '^BenchmarkPipelineStage/|bench_ceiling_test' "$W/logs/ceiling.out" >&2 || true
+	else
+		cat "$W/logs/ceiling.out" >&2
+		log "the pipeline benchmark FAILED (logs/ceiling.out); going on without it"
+		rec ceiling_failed 1
+	fi
+fi
 
 # --- point-in-time recovery (strata only: restic has no mutation log) ----------------
 # 1. RPO: `oplog push --follow FILE --json` (default --flush-interval 1s)
@@ -628,9 +677,16 @@ if [ "${BENCH_SKIP_HEAP:-}" != 1 ]; then
 	# (+-15% from run to run): the figures are the medians of HEAP_COUNT runs.
 	HEAP_COUNT=${BENCH_HEAP_COUNT:-3}
 	rec heap_count "$HEAP_COUNT"
-	log "go test -run '^\$' -bench BenchmarkBackupHeapLargeIndex -benchtime 1x -count $HEAP_COUNT ./repo/ (compiled at the start)"
-	if (cd repo && "$W/bin/repo.test" -test.run '^$' -test.bench BenchmarkBackupHeapLargeIndex -test.benchtime 1x \
-		-test.count "$HEAP_COUNT" -test.timeout 20m) >"$W/logs/heap.out" 2>&1; then
+	rec heap_blobs_arg "$HEAP_BLOBS"
+	rec heap_cmd "STRATA_BENCH_INDEX_BLOBS=$HEAP_BLOBS repo.test -test.bench BenchmarkBackupHeapLargeIndex -test.benchtime 1x -test.count $HEAP_COUNT"
+	# A run at 10,000,000 blobs takes about 4 minutes on the reference
+	# machine (3.7 of them the cold cache build) and 1.7 GiB of RSS, and
+	# leaves ~2 GiB in TMPDIR until it ends; the time limit allows 11
+	# minutes a run per 10,000,000 blobs, plus 20.
+	heap_min=$((HEAP_COUNT * (HEAP_BLOBS / 1000000 + 1) + 20))
+	log "STRATA_BENCH_INDEX_BLOBS=$HEAP_BLOBS go test -run '^\$' -bench BenchmarkBackupHeapLargeIndex -benchtime 1x -count $HEAP_COUNT ./repo/ (compiled at the start)"
+	if (cd repo && STRATA_BENCH_INDEX_BLOBS="$HEAP_BLOBS" "$W/bin/repo.test" -test.run '^$' -test.bench BenchmarkBackupHeapLargeIndex \
+		-test.benchtime 1x -test.count "$HEAP_COUNT" -test.timeout "${heap_min}m") >"$W/logs/heap.out" 2>&1; then
 		cat "$W/logs/heap.out" >&2
 		python3 $R heap "$W/logs/heap.out" >>"$RES"
 	else

@@ -8,17 +8,21 @@ results markers of the markdown (creating the file with its standard header
 when missing; everything outside the markers is kept) and writes the SVG.
 """
 import html
-import math
 import os
 import sys
+
+from report_common import blobs_label, busy, fmt_bytes, fmt_pct, fmt_ratio, load, num, pct, ratio, spread
+from report_svg import svg
+from report_targets import targets_md, targets_text
 
 BEGIN = "<!-- bench:results:begin (written by make bench; edits here are lost) -->"
 END = "<!-- bench:results:end -->"
 
 HEADER = """# Performance
 
-`make bench` (bench/bench.sh, about 15 minutes on the 2-core reference
-machine, 8 of them point-in-time recovery) measures strata against restic
+`make bench` (bench/bench.sh, about 26 minutes on the 2-core reference
+machine, 8 of them point-in-time recovery and 13 the heap benchmark at
+10,000,000 blobs) measures strata against restic
 on the same data, on the same machine, in one run, and rewrites the
 results section below and [performance.svg](performance.svg). See [bench/README.md](../bench/README.md).
 
@@ -29,8 +33,17 @@ results section below and [performance.svg](performance.svg). See [bench/README.
 - **An unchanged re-backup stores under 0.1% of the data.**
 - **Peak memory of a backup does not grow with the number of blobs already
   in the repository**: peak Go heap backing up 64 MiB into a repository
-  whose index holds 2,000,000 blobs is at most 1.2x that into an empty one
-  (`BenchmarkBackupHeapLargeIndex` in repo/bench_heap_test.go).
+  whose index holds 10,000,000 blobs (`BENCH_HEAP_BLOBS`) is at most 1.2x
+  that into an empty one (`BenchmarkBackupHeapLargeIndex` in
+  repo/bench_heap_test.go).
+- **Issue 8** sets the targets of the table "Targets (issue 8)" at the top
+  of the results, one row per figure with its verdict and the command that
+  produced it: backup >= 1.4x restic with a repository <= 1.2x restic's;
+  graph-tier backup >= 0.7x restic's file backup; restore >= 1.5x restic;
+  peak RSS of backup and of restore <= restic; bytes stored for a 1%
+  change <= restic; `check --read-data` >= 1.5x restic; backup >= 70% of
+  the pipeline's ceiling; RPO median <= 1.2 s; `restore --lsn` with
+  1,000,000 records <= 1.5x a plain restore; the heap ratio above.
 - **Graph tiers** (`strata backup --tier fast=F --tier warm=W --tier
   cold=C` of the same export; see [Graph tiers](#graph-tiers)):
   - backup throughput at least 0.7x restic's file backup of the same
@@ -80,7 +93,12 @@ results section below and [performance.svg](performance.svg). See [bench/README.
      snapshot): wall time and bytes added;
   4. restore of the first snapshot into an empty directory: wall time, CPU
      time and peak RSS; every restored file is compared with the source
-     (`cmp`).
+     (`cmp`);
+  5. `check --read-data` of the repository (the three snapshots above),
+     each tool with its defaults (restic: a fresh temporary cache; strata:
+     its cache directory); both must exit 0: wall time, CPU time, peak RSS.
+     Throughput is the repository's size (`du -sb`) / wall seconds (the
+     target's figure), with data bytes / wall seconds beside it.
 - Graph tiers, in the same round: right after each of the phases 1–3,
   strata backs the same export up as graph tiers into a third fresh
   repository, `strata backup --json --tier fast=DIR/fast.jsonl --tier
@@ -150,53 +168,22 @@ results section below and [performance.svg](performance.svg). See [bench/README.
   every timed phase where that is permitted, so backups read the source
   from disk; where it is not, the run says "warm" and the source is read
   from memory. The machine table below says which.
-- `BenchmarkBackupHeapLargeIndex` runs three times (`-count 3`); each
-  figure is the median, with every run shown.
+- Pipeline ceiling, once per run, after the rounds: `BenchmarkPipelineStage`
+  (repo/bench_ceiling_test.go, compiled at the start with the heap
+  benchmark) on the export's largest file, `-cpu 1 -benchtime 1x`, page
+  cache dropped first (`BENCH_SKIP_CEILING=1` leaves it out). It times
+  each stage of a backup alone on one core, in raw file bytes per second:
+  read (1 MiB `Read`s), chunk (`chunk.Chunker`), hash (keyed BLAKE3 blob
+  ids), compress (zstd, compression auto), encrypt (XChaCha20-Poly1305
+  into 16 MiB packs) and write (16 MiB writes to a file in the work
+  directory, then fsync); each stage's input is prepared untimed. The
+  ceiling is nproc / Σ(1 / rate): every core busy, no stage waiting. The
+  target compares strata's first file backup with it.
+- `BenchmarkBackupHeapLargeIndex` runs three times (`-count 3`), the large
+  repository's index holding `BENCH_HEAP_BLOBS` (10,000,000) synthetic
+  blobs; each figure is the median, with every run shown.
+
 """
-
-
-def load(path):
-    r = {}
-    with open(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if "=" in line:
-                k, v = line.split("=", 1)
-                r[k] = v
-    return r
-
-
-def num(r, k, default=None):
-    try:
-        return float(r[k])
-    except (KeyError, ValueError):
-        return default
-
-
-def fmt_bytes(n):
-    if n is None:
-        return "n/a"
-    n = float(n)
-    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= div:
-            return f"{n / div:.2f} {unit}"
-    return f"{int(n)} B"
-
-
-def ratio(a, b):
-    if a is None or b is None:
-        return None
-    if b == 0:
-        return float("inf") if a > 0 else 1.0
-    return a / b
-
-
-def fmt_ratio(x):
-    if x is None:
-        return "n/a"
-    if x == float("inf"):
-        return "inf"
-    return f"{x:.2f}"
 
 
 def figures(r):
@@ -211,16 +198,8 @@ def figures(r):
             res[t] = data / 1e6 / s if s else None
         return res
 
-    def spread(key, conv, fmt):
-        """' [min-max]' over the rounds, when there were several."""
-        v = r.get(key + "__rounds")
-        if not v:
-            return ""
-        xs = sorted(conv(float(x)) for x in v.split())
-        return f" [{fmt.format(xs[0])}-{fmt.format(xs[-1])}]"
-
-    tps = lambda t, p: spread(f"{t}_{p}_secs", lambda x: data / 1e6 / x, "{:.0f}")
-    rss_s = lambda t, p: spread(f"{t}_{p}_rss_kib", lambda x: x / 1024, "{:.0f}")
+    tps = lambda t, p: spread(r, f"{t}_{p}_secs", lambda x: data / 1e6 / x, "{:.0f}")
+    rss_s = lambda t, p: spread(r, f"{t}_{p}_rss_kib", lambda x: x / 1024, "{:.0f}")
 
     def rss(phase):
         return {t: (num(r, f"{t}_{phase}_rss_kib") or 0) * 1024 or None for t in ("restic", "strata")}
@@ -241,11 +220,23 @@ def figures(r):
     rows.append(("Restore throughput", f"{s['restic']:.1f} MB/s{tps('restic', 'restore')}",
                  f"{s['strata']:.1f} MB/s{tps('strata', 'restore')}",
                  ratio(s["strata"], s["restic"]), "strata/restic"))
-    for label, phase in (("CPU time (user+sys), first backup", "backup1"), ("CPU time (user+sys), restore", "restore")):
+    if num(r, "restic_check_secs") and num(r, "strata_check_secs"):
+        # check --read-data: throughput in repository bytes (du -sb) and in
+        # data bytes, per wall second
+        cs_ = {t: num(r, f"{t}_check_secs") for t in ("restic", "strata")}
+        du = {t: num(r, f"{t}_check_du") for t in ("restic", "strata")}
+        out["check_mbps"] = {t: du[t] / 1e6 / cs_[t] if du[t] else None for t in cs_}
+        out["check_data_mbps"] = {t: data / 1e6 / cs_[t] for t in cs_}
+        cm = lambda t: (f"{out['check_mbps'][t]:.1f} MB/s of {fmt_bytes(du[t])} "
+                        f"({out['check_data_mbps'][t]:.1f} MB/s of data){tps(t, 'check')}")
+        rows.append(("`check --read-data` throughput (repository bytes / wall time)", cm("restic"), cm("strata"),
+                     ratio(out["check_mbps"]["strata"], out["check_mbps"]["restic"]), "strata/restic"))
+    phases = [("first backup", "backup1"), ("restore", "restore")] + ([("check --read-data", "check")] if "check_mbps" in out else [])
+    for label, phase in ((f"CPU time (user+sys), {l}", p) for l, p in phases):
         c = cpu(phase)
         if c["restic"] is not None and c["strata"] is not None:
             out[f"{phase}_cpu"] = c
-            cs = lambda t: spread(f"{t}_{phase}_cpu_secs", lambda x: x, "{:.1f}")
+            cs = lambda t: spread(r, f"{t}_{phase}_cpu_secs", lambda x: x, "{:.1f}")
             rows.append((label, f"{c['restic']:.2f} s{cs('restic')}", f"{c['strata']:.2f} s{cs('strata')}",
                          ratio(c["restic"], c["strata"]), "restic/strata"))
     f = {t: num(r, f"{t}_snapshots_secs") for t in ("restic", "strata")}
@@ -263,6 +254,11 @@ def figures(r):
     rows.append(("Peak RSS, restore", fmt_bytes(m["restic"]) + rss_s("restic", "restore"),
                  fmt_bytes(m["strata"]) + rss_s("strata", "restore"),
                  ratio(m["restic"], m["strata"]), "restic/strata"))
+    if "check_mbps" in out:
+        m = rss("check")
+        out["check_rss"] = m
+        rows.append(("Peak RSS, check --read-data", fmt_bytes(m["restic"]) + rss_s("restic", "check"),
+                     fmt_bytes(m["strata"]) + rss_s("strata", "check"), ratio(m["restic"], m["strata"]), "restic/strata"))
     size = {t: num(r, f"{t}_after1_du") for t in ("restic", "strata")}
     out["repo_size"] = size
     rows.append(("Repository size after first backup (du -sb)", fmt_bytes(size["restic"]), fmt_bytes(size["strata"]),
@@ -286,16 +282,6 @@ def figures(r):
     return rows, out
 
 
-def pct(a, b):
-    return None if a is None or not b else 100 * a / b
-
-
-def fmt_pct(x):
-    if x is None:
-        return "n/a"
-    return f"{x:.2g}%" if x < 1 else f"{x:.1f}%"
-
-
 GRAPH_TP_TARGET, GRAPH_SHUF_TARGET, GRAPH_CHANGE_TARGET, GRAPH_REPO_TARGET, LAYERS_TARGET = 0.7, 1.0, 5.0, 1.1, 1.3
 
 
@@ -307,7 +293,7 @@ def graph_figures(r):
     data = num(r, "data_bytes")
     T = ("restic", "strata", "graph")
     g = {}
-    sp = lambda key, conv, fmt: _spread(r, key, conv, fmt)
+    sp = lambda key, conv, fmt: spread(r, key, conv, fmt)
     secs = {t: num(r, f"{t}_backup1_secs") for t in T}
     g["mbps"] = {t: data / 1e6 / secs[t] if secs[t] else None for t in T}
     g["cpu"] = {t: num(r, f"{t}_backup1_cpu_secs") for t in T}
@@ -347,14 +333,6 @@ def graph_figures(r):
             rows.append((f"Backup wall time, {label} (graph tiers; restic and strata: same files / 1%-changed files)",
                          *(f"{t2[t]:.1f} s" if t2[t] is not None else "n/a" for t in T), "", ""))
     return rows, g
-
-
-def _spread(r, key, conv, fmt):
-    v = r.get(key + "__rounds")
-    if not v:
-        return ""
-    xs = sorted(conv(float(x)) for x in v.split())
-    return f" [{fmt.format(xs[0])}-{fmt.format(xs[-1])}]"
 
 
 def layer_figures(r):
@@ -479,14 +457,6 @@ def pitr_figures(r):
     return rows, out
 
 
-def blobs_label(r, style):
-    """The large repository's blob count: "2M" (short) or "2,000,000"."""
-    n = int(num(r, "heap_index_blobs", 2_000_000))
-    if style == "short":
-        return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k" if n >= 1000 else str(n)
-    return f"{n:,}"
-
-
 def heap_rows(r):
     if "heap_heap_ratio" not in r:
         return []
@@ -555,15 +525,6 @@ def verdicts(r, out):
     elif r.get("heap_failed"):
         v.append(("Backup peak heap does not grow with the index", False, "benchmark failed to run"))
     return v
-
-
-def busy(r):
-    """Whether the 5-minute load average exceeded half the cores."""
-    try:
-        n = float(r["nproc"])
-        return any(float(r[k].split()[1]) > n / 2 for k in ("loadavg_start", "loadavg_end") if k in r)
-    except (KeyError, ValueError, IndexError):
-        return False
 
 
 def machine(r):
@@ -640,7 +601,7 @@ def text_table(r, rows, heap, verd, mach, grows=(), lrows=(), prows=()):
     return "\n".join(lines)
 
 
-def md_results(r, rows, heap, verd, mach, grows=(), lrows=(), prows=()):
+def md_results(r, rows, heap, verd, mach, grows=(), lrows=(), prows=(), targets=()):
     L = [BEGIN, "", f"## Results ({r.get('date', '?')})", ""]
     n = int(num(r, "rounds", 1))
     if n > 1:
@@ -648,6 +609,10 @@ def md_results(r, rows, heap, verd, mach, grows=(), lrows=(), prows=()):
     else:
         L.append("One round: every timed phase ran once (see the noise note below the results).")
     L.append("")
+    L.extend(targets)
+    if targets:
+        L.append("### All figures")
+        L.append("")
     L.append("| figure | restic | strata | ratio (> 1: strata better) |")
     L.append("| --- | ---: | ---: | ---: |")
     for f, a, b, rt, how in rows:
@@ -737,122 +702,6 @@ def write_md(path, section):
     os.replace(path + ".tmp", path)
 
 
-def nice_max(v):
-    """The smallest 1, 2, 2.5 or 5 x 10^k step such that 4 steps cover v."""
-    if v <= 0:
-        return 1.0, 0.25
-    step = v / 4
-    k = 10 ** math.floor(math.log10(step))
-    for m in (1, 2, 2.5, 5, 10):
-        if m * k >= step:
-            return 4 * m * k, m * k
-    return v, v / 4
-
-
-def svg(r, out):
-    """Grouped bar charts, three to a row: throughput (MB/s), peak RSS (MiB),
-    and, when measured, bytes stored by the graph tiers against the file
-    backups, the layered restore and the Go benchmark's peak heap."""
-    colors = {"restic": "#7f8c9a", "strata": "#2a7ab0", "strata graph tiers": "#e0892b",
-              "empty": "#9fc5e8", "large": "#1f5f8b", "8 layers": "#e0892b", "one base": "#f3c58f"}
-    mib = lambda v: v / (1 << 20)
-    _, g = graph_figures(r)
-    _, lo = layer_figures(r)
-    both = ("restic", "strata")
-    three = both + ("strata graph tiers",) if g else both
-    gv = lambda k: {"restic": g[k]["restic"], "strata": g[k]["strata"], "strata graph tiers": g[k]["graph"]} if g else None
-    b_tp = gv("mbps") or out["backup_mbps"]
-    b_rss = gv("rss") or out["backup_rss"]
-    f0 = lambda v: f"{v:.0f}"
-    panels = [
-        ("Throughput, MB/s (higher is better)", three,
-         [("backup", b_tp), ("restore", out["restore_mbps"])], lambda v: v, f0),
-        ("Peak RSS, MiB (lower is better)", three,
-         [("backup", b_rss), ("restore", out["restore_rss"])], mib, f0),
-    ]
-    if g:
-        panels.append(("Bytes stored, % of the first backup", three,
-                       [("same data again*", gv("unchanged_pct")), ("1% of records changed", gv("changed_pct"))],
-                       lambda v: v, lambda v: "0" if v < 0.05 else f"{v:.2g}" if v < 10 else f"{v:.0f}"))
-    if lo:
-        panels.append((f"Graph restore, {fmt_bytes(num(r, 'layers_restore_bytes'))}: seconds", ("8 layers", "one base"),
-                       [("wall time", lo["restore_secs"]), ("CPU time", lo["restore_cpu"])], lambda v: v,
-                       lambda v: f"{v:.1f}"))
-    _, po = pitr_figures(r)
-    if "rpo" in po:
-        colors.update({"median": "#2a7ab0", "p90": "#9fc5e8"})
-        panels.append(("RPO, seconds (target: median <= 1.5)", ("median", "p90"),
-                       [("durable (push)", {"median": po["rpo"]["median"]["durable"], "p90": po["rpo"]["p90"]["durable"]}),
-                        ("visible (status)", {"median": po["rpo"]["median"]["visible"], "p90": po["rpo"]["p90"]["visible"]})],
-                       lambda v: v, lambda v: f"{v:.2f}"))
-    if "restore" in po:
-        colors.update({"base, no log": "#fbe3c4", "base": "#f3c58f", "base + log": "#e0892b"})
-        n = num(r, "pitr_lsn_records_replayed") or 0
-        panels.append((f"Restore, s: base (plain) vs base + {n / 1e6:g}M records" if n >= 1e5 else
-                       f"Restore, s: base (plain) vs base + {int(n):,} records", ("base, no log", "base", "base + log"),
-                       [("wall time", po["restore"]["wall"]), ("CPU time", po["restore"]["CPU"])], lambda v: v,
-                       lambda v: f"{v:.1f}"))
-    if "synth" in po:
-        colors.update({"log range": "#9fc5e8", "synthesize": "#2a7ab0", "graph backup": "#e0892b"})
-        panels.append(("1% change: MiB stored", ("log range", "synthesize", "graph backup"),
-                       [("bytes stored", po["synth"])], lambda v: v / (1 << 20), lambda v: f"{v:.2f}"))
-    if "heap_heap_ratio" in r:
-        h = lambda k: num(r, "heap_" + k)
-        big = blobs_label(r, "short") + " blobs"
-        colors[big] = colors["large"]
-        panels.append(("strata backup peak heap, MiB", ("empty", big),
-                       [("cold cache", {"empty": h("empty_cold_peak_heap_MiB"), big: h("large_cold_peak_heap_MiB")}),
-                        ("warm cache", {"empty": h("empty_warm_peak_heap_MiB"), big: h("large_warm_peak_heap_MiB")})],
-                       lambda v: v, f0))
-    pw, ph, top, left, gap, rowh, cols = 280, 200, 64, 56, 90, 330, 3
-    nrows = (len(panels) + cols - 1) // cols
-    W = left + cols * pw + (cols - 1) * gap + 30
-    H = 40 + nrows * rowh + (30 if g else 0)
-    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-         'font-family="sans-serif" font-size="12">',
-         f'<rect width="{W}" height="{H}" fill="white"/>',
-         f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">'
-         f'strata vs restic, {html.escape(fmt_bytes(num(r, "data_bytes")))} graph export, '
-         f'{html.escape(r.get("nproc", "?"))} cores, make bench of {html.escape(r.get("date", "?")[:10])}</text>']
-    for i, (title, series, groups, conv, fmt) in enumerate(panels):
-        x0 = left + (i % cols) * (pw + gap)
-        y0 = top + (i // cols) * rowh
-        vals = [conv(gr[t]) for _, gr in groups for t in series if gr.get(t) is not None]
-        vmax, step = nice_max(max(vals) * 1.08 if vals else 1)
-        s.append(f'<text x="{x0 + pw / 2}" y="{y0 - 16}" text-anchor="middle" font-weight="bold">{html.escape(title)}</text>')
-        for k in range(5):
-            y = y0 + ph - ph * k / 4
-            s.append(f'<line x1="{x0 - 4}" y1="{y:.1f}" x2="{x0 + pw}" y2="{y:.1f}" stroke="{"black" if k == 0 else "#ddd"}"/>')
-            s.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#444">{step * k:g}</text>')
-        s.append(f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y0 + ph}" stroke="black"/>')
-        gw = pw / len(groups)
-        bw = gw * (0.6 / len(series))
-        for j, (name, gr) in enumerate(groups):
-            gx = x0 + j * gw + gw * 0.2
-            for k, t in enumerate(series):
-                if gr.get(t) is None:
-                    continue
-                v = conv(gr[t])
-                hgt = ph * v / vmax
-                bx = gx + k * bw
-                s.append(f'<rect x="{bx:.1f}" y="{y0 + ph - hgt:.1f}" width="{bw:.1f}" height="{hgt:.1f}" fill="{colors[t]}">'
-                         f'<title>{html.escape(t)}, {html.escape(name)}: {v:.4g}</title></rect>')
-                s.append(f'<text x="{bx + bw / 2:.1f}" y="{y0 + ph - hgt - 4:.1f}" text-anchor="middle">{html.escape(fmt(v))}</text>')
-            s.append(f'<text x="{gx + bw * len(series) / 2:.1f}" y="{y0 + ph + 16}" text-anchor="middle">{html.escape(name)}</text>')
-        ly = y0 + ph + 44
-        widths = [16 + 6.6 * len(t) + 18 for t in series]  # swatch, label, gap
-        lx = x0 + pw / 2 - sum(widths) / 2
-        for t, w in zip(series, widths):
-            s.append(f'<rect x="{lx:.1f}" y="{ly - 10}" width="12" height="12" fill="{colors[t]}"/>')
-            s.append(f'<text x="{lx + 16:.1f}" y="{ly}">{html.escape(t)}</text>')
-            lx += w
-    if g:
-        s.append(f'<text x="{left}" y="{H - 14}" fill="#444">* same data again: restic and strata back the same files up '
-                 'again; strata graph tiers back up the same graph with every file&#39;s lines shuffled.</text>')
-    s.append("</svg>")
-    return "\n".join(s) + "\n"
-
-
 def main():
     if len(sys.argv) not in (2, 4):
         sys.exit(__doc__)
@@ -863,12 +712,15 @@ def main():
     heap = heap_rows(r)
     verd = verdicts(r, out)
     mach = machine(r)
-    prows, _ = pitr_figures(r)
+    prows, po = pitr_figures(r)
+    _, g = graph_figures(r)
+    _, lo = layer_figures(r)
     print(text_table(r, rows, heap, verd, mach, grows, lrows, prows))
+    print(targets_text(r, out, g, po))
     if len(sys.argv) == 4:
-        write_md(sys.argv[2], md_results(r, rows, heap, verd, mach, grows, lrows, prows))
+        write_md(sys.argv[2], md_results(r, rows, heap, verd, mach, grows, lrows, prows, targets_md(r, out, g, po)))
         with open(sys.argv[3], "w") as f:
-            f.write(svg(r, out))
+            f.write(svg(r, out, g, lo, po))
         print(f"\nwrote {sys.argv[2]} and {sys.argv[3]}")
 
 

@@ -4,6 +4,7 @@
     results.py snapshot-id OUT          snapshot id from a tool's --json backup output
     results.py reported OUT TOOL PHASE  bytes the tool says it added, files unmodified
     results.py heap GO_TEST_OUT         the metrics of BenchmarkBackupHeapLargeIndex (medians, with -count N)
+    results.py ceiling GO_TEST_OUT      BenchmarkPipelineStage's MB/s per stage, and its logged sizes
     results.py merge W N                medians of W/round1..N.txt (KEY__rounds keeps each round)
     results.py size 1GiB                bytes
     results.py shuffle SRC DST SEED     every file of SRC with its lines shuffled (fixed seed) into DST
@@ -52,6 +53,24 @@ def main(argv):
             else:
                 print(f"{k}={statistics.median(float(v) for v in vals):.4g}")
                 print(f"{k}__reps={' '.join(vals)}")
+    elif cmd == "ceiling":
+        stages = {}
+        for line in open(argv[2]):
+            m = re.match(r"BenchmarkPipelineStage/(\w+)(?:-\d+)?\s+\d+\s+(\d+) ns/op\s+([0-9.]+) MB/s", line)
+            if m:
+                stages[m.group(1)] = (m.group(3), int(m.group(2)) / 1e9)
+            m = re.search(r": (\d+) bytes, (\d+) chunks", line)
+            if m:
+                print(f"ceiling_input_bytes={m.group(1)}")
+                print(f"ceiling_chunks={m.group(2)}")
+            m = re.search(r"compressed and sealed: (\d+) bytes in (\d+) packs", line)
+            if m:
+                print(f"ceiling_sealed_bytes={m.group(1)}")
+        if not stages:
+            sys.exit(f"{argv[2]}: no BenchmarkPipelineStage results")
+        for k, (mbps, secs) in stages.items():
+            print(f"ceiling_{k}_mbps={mbps}")
+            print(f"ceiling_{k}_secs={secs:.4f}")
     elif cmd == "merge":
         w, n = argv[2], int(argv[3])
         rounds = []
