@@ -622,6 +622,45 @@ type segReader struct {
 	v         *Validator
 	err       error
 	relists   int
+	// ahead is the next segment, loading in the background while the
+	// caller works through this one's records: fetching, decrypting and
+	// decoding is half of a replay's time, and the other half (applying
+	// the records) runs on another core meanwhile.
+	ahead *loaded
+}
+
+// loaded is a segment loaded in the background; done closes when h, recs
+// and err are set.
+type loaded struct {
+	seg  Segment
+	h    Header
+	recs []*Record
+	err  error
+	done chan struct{}
+}
+
+func (s *segReader) prefetch(seg Segment) {
+	a := &loaded{seg: seg, done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		a.h, a.recs, a.err = s.l.Load(s.ctx, seg)
+	}()
+	s.ahead = a
+}
+
+// load returns seg, from the background load when it is the one ahead, and
+// starts loading the segment after it.
+func (s *segReader) load(seg Segment) (Header, []*Record, error) {
+	a := s.ahead
+	s.ahead = nil
+	if s.i < len(s.segs) {
+		s.prefetch(s.segs[s.i])
+	}
+	if a != nil && a.seg.Key == seg.Key {
+		<-a.done
+		return a.h, a.recs, a.err
+	}
+	return s.l.Load(s.ctx, seg)
 }
 
 // relist re-reads the chain and positions the reader at the segment that
@@ -642,6 +681,7 @@ func (s *segReader) relist() error {
 		end = max(sort.Search(len(c), func(i int) bool { return c[i].FirstLSN > s.to }), start)
 	}
 	s.segs, s.i, s.trustPrev = c[start:end], 0, true
+	s.ahead = nil // its segment may be gone; its goroutine ends by itself
 	return nil
 }
 
@@ -674,7 +714,7 @@ func (s *segReader) Next() (*Record, error) {
 		}
 		seg := s.segs[s.i]
 		s.i++
-		h, recs, err := s.l.Load(s.ctx, seg)
+		h, recs, err := s.load(seg)
 		if errors.Is(err, backend.ErrNotFound) && s.relists < 3 {
 			// Compaction replaced the segment since the listing: list
 			// again and go on from the next lsn needed (the compacted
