@@ -231,19 +231,32 @@ func decodeIDs(b []byte) []chunk.ID {
 
 // addBatch is how many entries one bbolt transaction writes: bbolt holds a
 // transaction's dirty pages in memory, so a bound here is a bound on memory.
-const addBatch = 8192
+// Blob ids are random, so once the tree has more leaves than a batch has
+// entries each entry dirties a leaf of its own, whose every entry bbolt
+// materialises on the heap: with 8,192 a cold build into a 2,000,000-blob
+// cache peaked at twice the heap of a backup into an empty repository. A
+// smaller batch rewrites no more pages per entry (one leaf each either way).
+const addBatch = 1024
 
 // Add records the entries of index object id. Entries are written in key
 // order (bbolt's inserts are cheap in order and quadratic out of it) in
 // transactions of addBatch; the object is marked as held in the last one,
 // so an interrupted Add is redone in full by the next Sync.
 func (c *Cache) Add(id chunk.ID, f *File) error {
-	var kvs [][]byte
+	const kvSize = 2*chunk.IDSize + entrySize
+	n := 0
+	for _, p := range f.Packs {
+		n += len(p.Blobs)
+	}
+	// One arena for every entry (bbolt keeps the key and value slices
+	// until the transaction commits): 50,000 small allocations per object
+	// were most of a cache build's garbage.
+	arena := make([]byte, n*kvSize)
+	kvs := make([][]byte, 0, n)
 	for _, p := range f.Packs {
 		for _, b := range p.Blobs {
-			// One allocation per entry: bbolt keeps the key and value
-			// slices until the transaction commits.
-			kv := make([]byte, 2*chunk.IDSize+entrySize)
+			kv := arena[:kvSize:kvSize]
+			arena = arena[kvSize:]
 			copy(kv, b.ID[:])
 			copy(kv[chunk.IDSize:], p.ID[:])
 			encodeEntry(kv[2*chunk.IDSize:], b)
