@@ -106,6 +106,9 @@ type Options struct {
 	NoRecord   bool
 	SortMemory int64
 	Progress   func(scenario, step string)
+	// RestoreProgress is told the bytes and files of the drill's restores
+	// (nil: silent).
+	RestoreProgress snapshot.Progress
 }
 
 // Run runs the scenarios against r (never changing an object of it) and
@@ -323,7 +326,7 @@ func restoreNewest(ctx context.Context, r *repo.Repository, dir string, opts Opt
 			if err != nil {
 				return "", time.Time{}, 0, err
 			}
-			res, err := snapshot.RestoreSnapshot(ctx, r, ps.Base.Entry, snapshot.SnapshotRestoreOptions{RestoreOptions: snapshot.RestoreOptions{Target: dir}, State: ps})
+			res, err := snapshot.RestoreSnapshot(ctx, r, ps.Base.Entry, snapshot.SnapshotRestoreOptions{RestoreOptions: snapshot.RestoreOptions{Target: dir, Progress: opts.RestoreProgress}, State: ps})
 			if err != nil {
 				return "", time.Time{}, 0, err
 			}
@@ -337,7 +340,7 @@ func restoreNewest(ctx context.Context, r *repo.Repository, dir string, opts Opt
 	if err != nil {
 		return "", time.Time{}, 0, err
 	}
-	res, err := snapshot.RestoreSnapshot(ctx, r, e, snapshot.SnapshotRestoreOptions{RestoreOptions: snapshot.RestoreOptions{Target: dir}})
+	res, err := snapshot.RestoreSnapshot(ctx, r, e, snapshot.SnapshotRestoreOptions{RestoreOptions: snapshot.RestoreOptions{Target: dir, Progress: opts.RestoreProgress}})
 	if err != nil {
 		return "", time.Time{}, 0, err
 	}
@@ -380,7 +383,7 @@ func (d *driller) targets(ctx context.Context, src *repo.Repository) []TargetTim
 				return err
 			}
 			tt.LSN = ps.Replay.LastLSN
-			if _, err := snapshot.RestoreSnapshot(ctx, src, ps.Base.Entry, snapshot.SnapshotRestoreOptions{RestoreOptions: snapshot.RestoreOptions{Target: dir}, State: ps}); err != nil {
+			if _, err := snapshot.RestoreSnapshot(ctx, src, ps.Base.Entry, snapshot.SnapshotRestoreOptions{RestoreOptions: snapshot.RestoreOptions{Target: dir, Progress: d.opts.RestoreProgress}, State: ps}); err != nil {
 				return err
 			}
 			_, err = checkDir(dir, d.opts)

@@ -98,6 +98,9 @@ type Options struct {
 	TmpDir     string
 	// Progress is told each step as it starts (nil: silent).
 	Progress func(step string)
+	// RestoreProgress is told the test restore's bytes and files (nil:
+	// silent).
+	RestoreProgress snapshot.Progress
 }
 
 // Verify runs SPEC section 7's steps on snapshot e in order and stops at the
@@ -156,7 +159,7 @@ func Verify(ctx context.Context, r *repo.Repository, e snapshot.Entry, opts Opti
 	if !run(StepRestore, func() (string, error) {
 		start := time.Now()
 		res, err := snapshot.RestoreSnapshot(ctx, r, e, snapshot.SnapshotRestoreOptions{
-			RestoreOptions: snapshot.RestoreOptions{Target: dir},
+			RestoreOptions: snapshot.RestoreOptions{Target: dir, Progress: opts.RestoreProgress},
 			SortMemory:     opts.SortMemory, TmpDir: opts.TmpDir,
 		})
 		restoreSecs = time.Since(start).Seconds()

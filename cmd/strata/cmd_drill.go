@@ -114,8 +114,10 @@ exits 4.`,
 						// leak into the primary's cache.
 						return repo.Open(ctx, be, pw, repo.Options{NoCache: true})
 					},
-					Progress: func(sc, step string) { t.status("drill %s: %s", sc, step) },
 				}
+				sp := newStepProgress(t)
+				opts.Progress = func(sc, step string) { sp.Step(fmt.Sprintf("drill %s: %s", sc, step)) }
+				opts.RestoreProgress = sp
 				if f.from != "" {
 					be, err := backend.Open(ctx, f.from)
 					if err != nil {
@@ -125,7 +127,7 @@ exits 4.`,
 					opts.From, opts.FromLocation = be, backend.Redact(f.from)
 				}
 				rep, err := drill.Run(ctx, r, opts)
-				t.clearStatus()
+				sp.Done()
 				if err != nil && rep == nil {
 					return err
 				}

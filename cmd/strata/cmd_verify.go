@@ -114,11 +114,11 @@ alert is a warning and never changes the exit code.`,
 // runVerify verifies e, prints the report, alerts, writes metrics, and
 // returns errDamage when a step failed.
 func runVerify(ctx context.Context, r *repo.Repository, t *terminal, e snapshot.Entry, opts verify.Options, v verifyFlags) error {
-	if !t.json && !t.quiet {
-		opts.Progress = func(step string) { t.status("verify %s: %s", e.ID.Short(), step) }
-	}
+	sp := newStepProgress(t)
+	opts.Progress = func(step string) { sp.Step(fmt.Sprintf("verify %s: %s", e.ID.Short(), step)) }
+	opts.RestoreProgress = sp
 	rep, err := verify.Verify(ctx, r, e, opts)
-	t.clearStatus()
+	sp.Done()
 	if err != nil && rep == nil {
 		return err
 	}

@@ -48,3 +48,36 @@ func TestCheckProgressLine(t *testing.T) {
 		})
 	}
 }
+
+// TestStepProgress: verify and drill show each step on a terminal, a bar
+// with bytes, rate and ETA once a step moves bytes, and nothing with --json.
+func TestStepProgress(t *testing.T) {
+	for _, json := range []bool{false, true} {
+		var stderr bytes.Buffer
+		term := &terminal{stdout: &bytes.Buffer{}, stderr: &stderr, stderrTTY: true, json: json}
+		sp := newStepProgress(term)
+		sp.Step("verify 1234abcd: integrity")
+		sp.Step("verify 1234abcd: restore")
+		sp.SetTotal(8<<20, 2)
+		sp.Add(2<<20, 1)
+		sp.current().start = time.Now().Add(-time.Second)
+		sp.current().render()
+		sp.Step("verify 1234abcd: graph")
+		sp.Done()
+		got := stderr.String()
+		if json {
+			if got != "" {
+				t.Errorf("--json: stderr %q, want nothing", got)
+			}
+			continue
+		}
+		for _, w := range []string{"verify 1234abcd: integrity", "verify 1234abcd: restore 2.0 MiB / 8.0 MiB (25.0%)", "1 files", "ETA ", "verify 1234abcd: graph"} {
+			if !strings.Contains(got, w) {
+				t.Errorf("stderr %q lacks %q", got, w)
+			}
+		}
+		if !strings.HasSuffix(got, "\r\x1b[K") {
+			t.Errorf("stderr %q does not end by clearing the line", got)
+		}
+	}
+}
