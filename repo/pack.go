@@ -177,6 +177,13 @@ func (r *Repository) openBlob(dst []byte, b index.Blob, sealed []byte) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
+	if cap(dst) < int(b.RawLength) {
+		// Room for most chunks at once (the writer's chunk buffer size), so
+		// that a caller reusing dst stops allocating after its first few
+		// blobs instead of growing it in steps.
+		p := r.cfg.Chunker
+		dst = make([]byte, 0, max(int(b.RawLength), int(min(p.MaxSize, p.MinSize+4<<p.AverageBits))))
+	}
 	var plain []byte
 	if b.Compressed {
 		if plain, err = zstdDecode(dst[:0], payload, int(b.RawLength)); err != nil {
