@@ -133,6 +133,9 @@ func runBackup(ctx context.Context, g *globals, t *terminal, o backupOptions, ar
 	if err := tierOptions(&opts, o); err != nil {
 		return err
 	}
+	if len(o.tiers) == 0 {
+		tightGC()
+	}
 	return g.withRepo(ctx, t, func(r *repo.Repository) error {
 		if err := cutOptions(ctx, r, &opts, o); err != nil {
 			return err

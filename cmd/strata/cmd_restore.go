@@ -89,6 +89,9 @@ Files tiers have no log: they come back as captured, with a warning.`,
 			if err := errors.Join(snapshot.Patterns(o.includes).Validate(), snapshot.Patterns(o.excludes).Validate()); err != nil {
 				return usagef("restore: %v", err)
 			}
+			if o.at == "" && o.lsn < 0 {
+				tightGC()
+			}
 			return g.withRepo(ctx, t, func(r *repo.Repository) error { return runRestore(ctx, r, t, o, args[0]) })
 		},
 	}
