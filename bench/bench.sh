@@ -149,8 +149,9 @@ rec loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 rec rounds "$ROUNDS"
 
 # --- build and data ------------------------------------------------------------
-log "go build -o $W/bin/strata ./cmd/strata"
-go build -o "$W/bin/strata" ./cmd/strata
+# The tag as the Makefile builds it (no gRPC transport for GCS).
+log "go build -tags disable_grpc_modules -o $W/bin/strata ./cmd/strata"
+go build -tags disable_grpc_modules -o "$W/bin/strata" ./cmd/strata
 STRATA=$W/bin/strata
 rec strata "$("$STRATA" version | head -1)"
 go build -o "$W/bin/gengraph" ./tools/gengraph
@@ -161,8 +162,8 @@ CEILING=1
 [ "${BENCH_SKIP_CEILING:-}" != 1 ] || CEILING=
 HEAP_BLOBS=${BENCH_HEAP_BLOBS:-10000000}
 if [ -n "$CEILING" ] || [ "${BENCH_SKIP_HEAP:-}" != 1 ]; then
-	log "go test -c -o $W/bin/repo.test ./repo/"
-	go test -c -o "$W/bin/repo.test" ./repo/
+	log "go test -c -tags disable_grpc_modules -o $W/bin/repo.test ./repo/"
+	go test -c -tags disable_grpc_modules -o "$W/bin/repo.test" ./repo/
 fi
 
 # Every backup is of the same path, $SRC, so both tools take the previous

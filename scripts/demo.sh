@@ -8,7 +8,7 @@ D=strata-demo
 rm -rf "$D"
 mkdir -p "$D"
 echo "==> building strata"
-go build -o bin/strata ./cmd/strata
+go build -tags disable_grpc_modules -o bin/strata ./cmd/strata   # as the Makefile builds it
 S=./bin/strata
 export STRATA_REPOSITORY="$D/repo" STRATA_PASSWORD="demo password" STRATA_CACHE_DIR="$D/cache"
 echo "==> generating the sample graph: three tiers (fast, warm, cold) of APOC JSON Lines whose relationships cross tiers"
