@@ -177,12 +177,14 @@ func (r *Repository) openBlob(dst []byte, b index.Blob, sealed []byte) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	if cap(dst) < int(b.RawLength) {
-		// Room for most chunks at once (the writer's chunk buffer size), so
-		// that a caller reusing dst stops allocating after its first few
-		// blobs instead of growing it in steps.
+	if dst != nil && cap(dst) < int(b.RawLength) {
+		// A caller that reuses dst gets room for most chunks at once (the
+		// writer's chunk buffer size), so it stops allocating after its
+		// first few blobs instead of growing dst in steps. One that passes
+		// nil (a tree, a single blob) gets what the blob needs.
 		p := r.cfg.Chunker
-		dst = make([]byte, 0, max(int(b.RawLength), int(min(p.MaxSize, p.MinSize+4<<p.AverageBits))))
+		grown := max(int(min(p.MaxSize, p.MinSize+4<<p.AverageBits)), min(2*cap(dst), int(p.MaxSize)))
+		dst = make([]byte, 0, max(int(b.RawLength), grown))
 	}
 	var plain []byte
 	if b.Compressed {

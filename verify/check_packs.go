@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -224,22 +225,27 @@ func (c *checker) readData(ctx context.Context) error {
 		total += c.packs[id]
 	}
 	c.progress.Stage("read-data", len(ids), total)
-	bufs := make(chan []byte, c.workers)
-	for range c.workers {
-		bufs <- nil
+	// A worker per core and one more: while one waits for its pack to
+	// arrive, the others keep the cores decompressing and hashing. Each
+	// holds a pack and a blob (about 21 MiB with 16 MiB packs).
+	workers := max(c.workers, runtime.GOMAXPROCS(0)+1)
+	bufs := make(chan *readBufs, workers)
+	for range workers {
+		bufs <- &readBufs{}
 	}
 	var blobs atomic.Int64
-	err := forEachLimit(ctx, c.workers, ids, func(ctx context.Context, id chunk.ID) error {
-		buf := <-bufs
-		defer func() { bufs <- buf }()
-		var err error
-		buf, err = c.readPack(ctx, id, buf[:0], &blobs)
-		return err
+	err := forEachLimit(ctx, workers, ids, func(ctx context.Context, id chunk.ID) error {
+		rb := <-bufs
+		defer func() { bufs <- rb }()
+		return c.readPack(ctx, id, c.packs[id], rb, &blobs)
 	})
 	c.res.PacksRead = len(ids)
 	c.res.BlobsRead = blobs.Load()
 	return err
 }
+
+// readBufs are one read-data worker's buffers, reused from pack to pack.
+type readBufs struct{ pack, plain []byte }
 
 // subset picks the packs of s from ids (sorted).
 func (c *checker) subset(s Subset, ids []chunk.ID) []chunk.ID {
@@ -266,20 +272,28 @@ func (c *checker) subset(s Subset, ids []chunk.ID) []chunk.ID {
 	return out
 }
 
-// readPack reads and checks one pack into buf and returns buf for reuse.
-func (c *checker) readPack(ctx context.Context, id chunk.ID, buf []byte, blobs *atomic.Int64) ([]byte, error) {
+// readPack reads and checks one pack of the listed size, in rb's buffers.
+func (c *checker) readPack(ctx context.Context, id chunk.ID, size int64, rb *readBufs, blobs *atomic.Int64) error {
 	key := repo.ObjectKey(repo.PrefixData, id)
+	if int64(cap(rb.pack)) < size+bytes.MinRead {
+		// The largest pack a writer makes (target plus one chunk), or this
+		// one if larger, and the room ReadFrom wants to see EOF: growing
+		// by doubling left 16 MiB packs in 32 MiB buffers.
+		cfg := c.r.Config()
+		rb.pack = make([]byte, 0, max(size, int64(cfg.PackSize)+int64(cfg.Chunker.MaxSize)+64<<10)+bytes.MinRead)
+	}
 	err := c.be.Load(ctx, key, 0, 0, func(rd io.Reader) error {
-		b := bytes.NewBuffer(buf[:0])
+		b := bytes.NewBuffer(rb.pack[:0])
 		_, err := b.ReadFrom(rd)
-		buf = b.Bytes()
+		rb.pack = b.Bytes()
 		return err
 	})
+	buf := rb.pack
 	if errors.Is(err, backend.ErrNotFound) && ctx.Err() == nil {
-		return buf, nil // removed since the listing (by prune)
+		return nil // removed since the listing (by prune)
 	}
 	if err != nil {
-		return buf, fmt.Errorf("check: %w", err)
+		return fmt.Errorf("check: %w", err)
 	}
 	c.bytesRead.Add(int64(len(buf)))
 	defer c.progress.Done(1, int64(len(buf)))
@@ -295,15 +309,17 @@ func (c *checker) readPack(ctx context.Context, id chunk.ID, buf []byte, blobs *
 		if hashOK || !known {
 			c.damage(key, KindPackHeader, "%v", err)
 		}
-		return buf, nil
+		return nil
 	}
-	var plain []byte
 	for _, b := range hdr {
 		blobs.Add(1)
 		sealed := buf[b.Offset : b.Offset+b.Length]
-		if plain, err = c.r.OpenBlob(plain, b, sealed); err != nil {
+		plain, err := c.r.OpenBlob(rb.plain, b, sealed)
+		if err != nil {
 			c.damage(key, KindBadBlob, "%s blob %s at offset %d: %v", b.Type, b.ID.Short(), b.Offset, err)
+			continue
 		}
+		rb.plain = plain
 	}
-	return buf, nil
+	return nil
 }
