@@ -61,7 +61,8 @@ results section below and [performance.svg](performance.svg). See [bench/README.
   recovery](#point-in-time-recovery)):
   - RPO: with `oplog push --follow` and the default `--flush-interval 1s`,
     the median time from a mutation's append to its durability is at most
-    1.5 s (p90 reported, and the same as `oplog status` shows it);
+    1.2 s (issue 8; p90 reported), and as `oplog status` shows it, polling
+    included, at most 1.5 s;
   - a synthesized snapshot (`snapshot synthesize`) stores at most 1.5x the
     compressed log range it covers;
   - no target, reported: push throughput, `restore --lsn` of a 1 GiB graph
@@ -374,7 +375,9 @@ def layer_figures(r):
     return rows, out
 
 
-RPO_TARGET, SYNTH_TARGET = 1.5, 1.5
+# RPO: issue 8's 1.2 s for durability; what a poller sees also pays for
+# its own `oplog status` runs (~0.3 s each), so it keeps the 1.5 s target.
+RPO_TARGET, RPO_VISIBLE_TARGET, SYNTH_TARGET = 1.2, 1.5, 1.5
 
 
 def pitr_figures(r):
@@ -512,7 +515,7 @@ def verdicts(r, out):
         d, vis = po["rpo"]["median"]["durable"], po["rpo"]["median"]["visible"]
         v.append((f"RPO: median time from append to durable <= {RPO_TARGET:g} s (push --follow, --flush-interval 1s)",
                   d <= RPO_TARGET, f"{d:.2f} s (p90 {po['rpo']['p90']['durable']:.2f} s)"))
-        v.append((f"RPO as `oplog status` shows it: median <= {RPO_TARGET:g} s", vis <= RPO_TARGET,
+        v.append((f"RPO as `oplog status` shows it (polling included): median <= {RPO_VISIBLE_TARGET:g} s", vis <= RPO_VISIBLE_TARGET,
                   f"{vis:.2f} s (p90 {po['rpo']['p90']['visible']:.2f} s; one status run: {num(r, 'rpo_status_median_secs'):.2f} s)"))
     if "synth_ratio" in po:
         v.append((f"Synthesized snapshot stores <= {SYNTH_TARGET:g}x the log range it covers", po["synth_ratio"] <= SYNTH_TARGET,
