@@ -145,6 +145,9 @@ func (c *Cache) Sync(ctx context.Context, src Source) (int, error) {
 			return c.rebuild(ctx, src, listed)
 		}
 	}
+	if len(known) == 0 && len(listed) >= bulkMinObjects {
+		return c.rebuild(ctx, src, listed) // a cold cache: in key order
+	}
 	c.bulk(true)
 	defer c.bulk(false)
 	n := 0
@@ -183,6 +186,19 @@ func (c *Cache) bulk(on bool) { c.db.NoSync = on }
 func (c *Cache) rebuild(ctx context.Context, src Source, listed map[chunk.ID]struct{}) (int, error) {
 	if err := c.db.Update(resetBuckets); err != nil {
 		return 0, err
+	}
+	if len(listed) >= bulkMinObjects {
+		c.bulk(true)
+		defer c.bulk(false)
+		ids := make([]chunk.ID, 0, len(listed))
+		for id := range listed {
+			ids = append(ids, id)
+		}
+		n, err := c.bulkLoad(ctx, src, ids)
+		if err != nil {
+			return n, err
+		}
+		return n, c.db.Sync()
 	}
 	superseded := make(map[chunk.ID]bool)
 	for id := range listed {
@@ -229,14 +245,16 @@ func decodeIDs(b []byte) []chunk.ID {
 	return out
 }
 
-// addBatch is how many entries one bbolt transaction writes: bbolt holds a
+// addBatch is how many entries one bbolt transaction writes when an index
+// object is added to a cache that already holds others: bbolt holds a
 // transaction's dirty pages in memory, so a bound here is a bound on memory.
-// Blob ids are random, so once the tree has more leaves than a batch has
-// entries each entry dirties a leaf of its own, whose every entry bbolt
-// materialises on the heap: with 8,192 a cold build into a 2,000,000-blob
-// cache peaked at twice the heap of a backup into an empty repository. A
-// smaller batch rewrites no more pages per entry (one leaf each either way).
-const addBatch = 1024
+// Blob ids are random, so each entry dirties a leaf of its own, and the
+// branches above it, whose every entry bbolt materialises on the heap: with
+// 8,192 the heap of adding an object grew with the cache (2,000,000 blobs:
+// twice the heap of a backup into an empty repository), still at 1,024
+// (25 MiB at 1,000,000 entries, 40 at 5,000,000), less with 256 (20, 32).
+// A cold cache is built by bulkLoad instead, in key order.
+const addBatch = 256
 
 // Add records the entries of index object id. Entries are written in key
 // order (bbolt's inserts are cheap in order and quadratic out of it) in

@@ -111,3 +111,69 @@ func TestCacheSync(t *testing.T) {
 		t.Errorf("cache holds %d entries, want 3", n)
 	}
 }
+
+// TestCacheBulkLoad: a cold cache with many index objects is loaded in key
+// order (bulkLoad), and holds exactly what adding the live objects one at a
+// time gives: superseded objects left out, a blob stored in two packs found
+// in both; the next sync adds a new object incrementally, and a rebuild
+// (an object gone) gives the same again.
+func TestCacheBulkLoad(t *testing.T) {
+	ctx := context.Background()
+	src := memSource{}
+	var want = map[byte][]chunk.ID{}
+	for o := range 20 {
+		blobs := []byte{byte(3 * o), byte(3*o + 1), byte(3*o + 2)}
+		src[id(byte(100+o))] = file(byte(o), blobs...)
+		for _, b := range blobs {
+			want[b] = []chunk.ID{id(byte(o))}
+		}
+	}
+	// Object 120 replaces 100 and 101: blob 0 moves to pack 200, blob 1
+	// stays only in 120 (pack 201 holds 1 and 3; 3 is also in pack 1).
+	repl := &index.File{Supersedes: []chunk.ID{id(100), id(101)}, Packs: []index.Pack{
+		{ID: id(200), Blobs: []index.Blob{{ID: id(0), Length: 10, RawLength: 9}}},
+		{ID: id(201), Blobs: []index.Blob{{ID: id(1), Length: 10, RawLength: 9}, {ID: id(3), Length: 10, RawLength: 9}}},
+	}}
+	src[id(120)] = repl
+	want[0], want[1], want[2] = []chunk.ID{id(200)}, []chunk.ID{id(201)}, nil
+	want[3], want[4], want[5] = []chunk.ID{id(201)}, nil, nil // 101 is superseded: its blobs 3-5 only where 120 puts them
+
+	check := func(c *index.Cache, what string) {
+		t.Helper()
+		for b := range byte(60) {
+			got := lookup(t, c, b)
+			if fmt.Sprint(got) != fmt.Sprint(want[b]) {
+				t.Errorf("%s: blob %d in %v, want %v", what, b, got, want[b])
+			}
+		}
+	}
+	c, err := index.OpenCache(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n, err := c.Sync(ctx, src)
+	if err != nil || n != 19 {
+		t.Fatalf("cold sync: %d objects, %v; want the 19 live ones", n, err)
+	}
+	check(c, "cold sync")
+	if entries, _ := c.Len(); entries != 3*18+3 {
+		t.Errorf("cache holds %d entries, want %d", entries, 3*18+3)
+	}
+	src[id(121)] = file(90, 90)
+	want[90] = []chunk.ID{id(90)}
+	if n, err := c.Sync(ctx, src); err != nil || n != 1 {
+		t.Fatalf("incremental sync: %d, %v", n, err)
+	}
+	check(c, "incremental sync")
+	delete(src, id(100))
+	delete(src, id(101))
+	delete(src, id(119))
+	for _, b := range []byte{57, 58, 59} {
+		want[b] = nil
+	}
+	if _, err := c.Sync(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	check(c, "rebuild")
+}
