@@ -20,8 +20,8 @@ END = "<!-- bench:results:end -->"
 
 HEADER = """# Performance
 
-`make bench` (bench/bench.sh, about 26 minutes on the 2-core reference
-machine, 8 of them point-in-time recovery and 13 the heap benchmark at
+`make bench` (bench/bench.sh, about 12 minutes on the 2-core reference
+machine, 4 of them point-in-time recovery and 4 the heap benchmark at
 10,000,000 blobs) measures strata against restic
 on the same data, on the same machine, in one run, and rewrites the
 results section below and [performance.svg](performance.svg). See [bench/README.md](../bench/README.md).
