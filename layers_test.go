@@ -20,6 +20,7 @@ var layers = [][]string{
 	{"repo/repotest"},
 	{"graph"},
 	{"oplog"},
+	{"oplog/oplogtest"},
 	{"snapshot"},
 	{"prune", "verify"},
 	{"mirror"},

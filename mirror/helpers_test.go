@@ -3,9 +3,8 @@ package mirror_test
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"github.com/strata-backup/strata/oplog/oplogtest"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -40,19 +39,19 @@ type primary struct {
 func newPrimary(t *testing.T, be backend.Backend) *primary {
 	t.Helper()
 	p := &primary{t: t, ctx: context.Background(), r: repotest.NewOn(t, be), be: be, src: t.TempDir()}
-	writeFile(t, filepath.Join(p.src, "a.txt"), []byte("alpha\n"))
-	writeFile(t, filepath.Join(p.src, "d", "c.txt"), []byte("gamma\n"))
+	repotest.WriteFile(t, filepath.Join(p.src, "a.txt"), []byte("alpha\n"))
+	repotest.WriteFile(t, filepath.Join(p.src, "d", "c.txt"), []byte("gamma\n"))
 	// Incompressible and above repotest's 1 MiB packs: several packs.
-	writeFile(t, filepath.Join(p.src, "big.bin"), randomBytes(1500<<10, 1))
+	repotest.WriteFile(t, filepath.Join(p.src, "big.bin"), repotest.RandomBytes(1500<<10, 1))
 	p.backup()
-	writeFile(t, filepath.Join(p.src, "a.txt"), []byte("alpha, changed\n"))
+	repotest.WriteFile(t, filepath.Join(p.src, "a.txt"), []byte("alpha, changed\n"))
 	p.backup()
 	l, err := oplog.Open(p.ctx, p.r, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for s := range 3 {
-		key, err := l.Append(p.ctx, logRecords(t, uint64(3*s+1), uint64(3*s+3)))
+		key, err := l.Append(p.ctx, oplogtest.Records(t, uint64(3*s+1), uint64(3*s+3), false))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,16 +142,6 @@ func assertReplica(t *testing.T, src, dst backend.Backend) {
 	}
 }
 
-func openMirror(t *testing.T, be backend.Backend) *repo.Repository {
-	t.Helper()
-	r, err := repo.Open(context.Background(), be, repotest.Password, repo.Options{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("open the mirror as a repository: %v", err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
-
 // restoreAll restores every snapshot of r and compares the newest with dir.
 func restoreAll(t *testing.T, r *repo.Repository, dir string) int {
 	t.Helper()
@@ -211,38 +200,4 @@ func run(t *testing.T, p *primary, dst backend.Backend, opts mirror.Options) *mi
 		t.Fatalf("mirror: %v", err)
 	}
 	return res
-}
-
-func writeFile(t *testing.T, p string, b []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func randomBytes(n int, seed uint64) []byte {
-	rng := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rng.Uint32())
-	}
-	return b
-}
-
-func logRecords(t *testing.T, from, to uint64) []*oplog.Record {
-	t.Helper()
-	var recs []*oplog.Record
-	for lsn := from; lsn <= to; lsn++ {
-		ts := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(lsn) * time.Second).Format(time.RFC3339)
-		line := fmt.Sprintf(`{"lsn":%d,"ts":%q,"tier":"warm","op":"upsert","record":{"type":"node","id":"n%d","labels":["P"],"properties":{"v":%d}}}`, lsn, ts, lsn, lsn)
-		r, err := oplog.ParseRecord([]byte(line), int(lsn))
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, r)
-	}
-	return recs
 }

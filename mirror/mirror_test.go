@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/strata-backup/strata/oplog/oplogtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +35,7 @@ func TestMirrorReplicates(t *testing.T) {
 	if ks := listKeys(t, dst, "locks/"); len(ks) != 0 {
 		t.Errorf("leases mirrored: %v", ks)
 	}
-	m := openMirror(t, dst)
+	m := repotest.Open(t, dst)
 	if m.Config().ID != p.r.Config().ID {
 		t.Errorf("mirror id %s, primary %s", m.Config().ID, p.r.Config().ID)
 	}
@@ -121,7 +122,7 @@ func TestMirrorInterrupted(t *testing.T) {
 				t.Fatalf("interrupted run: %+v, %v", res, err)
 			}
 			if _, err := dst.Stat(context.Background(), "config"); err == nil {
-				m := openMirror(t, dst)
+				m := repotest.Open(t, dst)
 				mustCheck(t, m)
 				restoreAll(t, m, "")
 			}
@@ -259,7 +260,7 @@ func TestMirrorWipedPrimary(t *testing.T) {
 	if len(after) != len(before) {
 		t.Fatalf("the mirror lost objects: %d, had %d", len(after), len(before))
 	}
-	restoreAll(t, openMirror(t, dst), "")
+	restoreAll(t, repotest.Open(t, dst), "")
 }
 
 func TestMirrorRefusesOtherRepository(t *testing.T) {
@@ -297,7 +298,7 @@ func TestMirrorCorruptSource(t *testing.T) {
 	for _, k := range p.keys("data/") {
 		packsBefore[k] = true
 	}
-	writeFile(t, filepath.Join(p.src, "new.bin"), randomBytes(300<<10, 2))
+	repotest.WriteFile(t, filepath.Join(p.src, "new.bin"), repotest.RandomBytes(300<<10, 2))
 	newSnap := p.backup()
 	var bad string
 	for _, k := range p.keys("data/") {
@@ -311,7 +312,7 @@ func TestMirrorCorruptSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	for s := range 3 {
-		key, err := l.Append(p.ctx, logRecords(t, uint64(10+2*s), uint64(11+2*s)))
+		key, err := l.Append(p.ctx, oplogtest.Records(t, uint64(10+2*s), uint64(11+2*s), false))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,7 +390,7 @@ func TestMirrorHeartbeats(t *testing.T) {
 	if got := listKeys(t, dst, "oplog/0000000001/heartbeats/"); len(got) != 1 || got[0] != second {
 		t.Errorf("mirror heartbeats %v, want [%s]", got, second)
 	}
-	m := openMirror(t, dst)
+	m := repotest.Open(t, dst)
 	hb, err := oplog.LatestHeartbeat(p.ctx, m, 1)
 	if err != nil || hb == nil || hb.LastLSN != 9 {
 		t.Errorf("heartbeat on the mirror: %+v, %v", hb, err)
@@ -458,7 +459,7 @@ func TestMirrorLocal(t *testing.T) {
 	if err := os.RemoveAll(srcDir); err != nil {
 		t.Fatal(err)
 	}
-	m := openMirror(t, dst)
+	m := repotest.Open(t, dst)
 	mustCheck(t, m)
 	restoreAll(t, m, p.src)
 }
@@ -487,7 +488,7 @@ func TestInitReplica(t *testing.T) {
 	if got := listKeys(t, dst, ""); len(got) != 2 {
 		t.Errorf("replica holds %v", got)
 	}
-	if m := openMirror(t, dst); m.Config() != p.r.Config() {
+	if m := repotest.Open(t, dst); m.Config() != p.r.Config() {
 		t.Errorf("replica config %+v", m.Config())
 	}
 	if _, _, err := repo.InitReplica(ctx, p.r, dst); !errors.Is(err, repo.ErrAlreadyInitialized) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/strata-backup/strata/repo/repotest"
 	"strings"
 	"sync"
 	"testing"
@@ -63,7 +64,7 @@ func TestMirrorS3(t *testing.T) {
 		t.Errorf("resumed: %+v", res)
 	}
 	assertReplica(t, p.be, s3be)
-	m := openMirror(t, s3be)
+	m := repotest.Open(t, s3be)
 	mustCheck(t, m)
 	restoreAll(t, m, p.src)
 }
@@ -108,7 +109,7 @@ func TestMirrorObjectLock(t *testing.T) {
 			t.Errorf("retention of %s: %s until %s", key, out.Retention.Mode, until)
 		}
 	}
-	restoreAll(t, openMirror(t, s3be), p.src)
+	restoreAll(t, repotest.Open(t, s3be), p.src)
 
 	// A due removal of a locked object: refused by the store, kept
 	// pending, warned about; the run itself succeeds.

@@ -85,7 +85,7 @@ func TestCheckWarnings(t *testing.T) {
 	ctx := context.Background()
 	r := repotest.New(t)
 	src := t.TempDir()
-	writeFile(t, filepath.Join(src, "x"), randomBytes(5000, 9))
+	repotest.WriteFile(t, filepath.Join(src, "x"), repotest.RandomBytes(5000, 9))
 	res, err := snapshot.Backup(ctx, r, snapshot.BackupOptions{Paths: []string{src}, Host: "h"})
 	if err != nil {
 		t.Fatal(err)

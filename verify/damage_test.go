@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"os"
+	"github.com/strata-backup/strata/oplog/oplogtest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -40,10 +39,10 @@ func newCheckFixture(t *testing.T) *checkFixture {
 	f := &checkFixture{t: t, ctx: context.Background(), r: repotest.New(t)}
 	f.be = f.r.Backend()
 	src, graphDir := t.TempDir(), t.TempDir()
-	writeFile(t, filepath.Join(src, "a.txt"), []byte("alpha\n"))
-	writeFile(t, filepath.Join(src, "d", "c.txt"), []byte("gamma\n"))
+	repotest.WriteFile(t, filepath.Join(src, "a.txt"), []byte("alpha\n"))
+	repotest.WriteFile(t, filepath.Join(src, "d", "c.txt"), []byte("gamma\n"))
 	// Incompressible and above repotest's 1 MiB packs: several packs.
-	writeFile(t, filepath.Join(src, "big.bin"), randomBytes(1500<<10, 1))
+	repotest.WriteFile(t, filepath.Join(src, "big.bin"), repotest.RandomBytes(1500<<10, 1))
 	o := graphgen.Options{Nodes: 200, Seed: 3}
 	for i := range 2 {
 		if _, err := graphgen.WriteDir(graphDir, o); err != nil {
@@ -61,58 +60,20 @@ func newCheckFixture(t *testing.T) *checkFixture {
 		}
 		f.snaps = append(f.snaps, res.ID)
 		o.Change, o.ChangeSeed = 0.05, 7 // the second backup stores delta layers
-		writeFile(t, filepath.Join(src, "a.txt"), []byte("alpha, changed\n"))
+		repotest.WriteFile(t, filepath.Join(src, "a.txt"), []byte("alpha, changed\n"))
 	}
 	l, err := oplog.Open(f.ctx, f.r, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for s := range 4 {
-		key, err := l.Append(f.ctx, logRecords(t, uint64(3*s+1), uint64(3*s+3)))
+		key, err := l.Append(f.ctx, oplogtest.Records(t, uint64(3*s+1), uint64(3*s+3), true))
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.segs = append(f.segs, key)
 	}
 	return f
-}
-
-func writeFile(t *testing.T, p string, b []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func randomBytes(n int, seed uint64) []byte {
-	rng := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rng.Uint32())
-	}
-	return b
-}
-
-// logRecords returns mutation records lsn from..to, one second apart.
-func logRecords(t *testing.T, from, to uint64) []*oplog.Record {
-	t.Helper()
-	var recs []*oplog.Record
-	for lsn := from; lsn <= to; lsn++ {
-		ts := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(lsn) * time.Second).Format(time.RFC3339)
-		line := fmt.Sprintf(`{"lsn":%d,"ts":%q,"tier":"warm","op":"upsert","record":{"type":"node","id":"n%d","labels":["P"],"properties":{"v":%d}}}`, lsn, ts, lsn, lsn)
-		if lsn%3 == 0 {
-			line = fmt.Sprintf(`{"lsn":%d,"ts":%q,"tier":"warm","op":"delete","kind":"node","id":"n%d"}`, lsn, ts, lsn-1)
-		}
-		r, err := oplog.ParseRecord([]byte(line), int(lsn))
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, r)
-	}
-	return recs
 }
 
 // keys lists the repository's keys under prefix, sorted.

@@ -38,18 +38,6 @@ func chaosRepo(t *testing.T) (*repo.Repository, backend.Backend) {
 	return repotest.NewOn(t, be), be
 }
 
-// chaosOpen opens the repository of r again through be (a faulty view of
-// its store).
-func chaosOpen(t *testing.T, be backend.Backend) *repo.Repository {
-	t.Helper()
-	r, err := repo.Open(t.Context(), be, repotest.Password, repo.Options{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("open repository through the faulty store: %v", err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
-
 // chaosData writes files random bytes (incompressible, so packs fill).
 func chaosData(t *testing.T, files, size int, seed uint64) string {
 	t.Helper()
@@ -112,7 +100,7 @@ func TestChaosDiskFullBackup(t *testing.T) {
 	r, be := chaosRepo(t)
 	src := chaosData(t, 12, 256<<10, 1) // 3 MiB, a few packs
 	full := fault.Full(be, 1<<20)
-	_, err := snapshot.Backup(t.Context(), chaosOpen(t, full), snapshot.BackupOptions{Paths: []string{src}, Host: "chaos"})
+	_, err := snapshot.Backup(t.Context(), repotest.Open(t, full), snapshot.BackupOptions{Paths: []string{src}, Host: "chaos"})
 	if !errors.Is(err, backend.ErrNoSpace) {
 		t.Fatalf("backup into a full store: %v, want ErrNoSpace", err)
 	}
@@ -148,7 +136,7 @@ func TestChaosDiskFullOplogPush(t *testing.T) {
 			full.SetLimit(full.Used() + 4<<10) // the disk fills up now
 		}
 	}}
-	res, err := oplog.Push(ctx, chaosOpen(t, full), oplog.NewLineReader(strings.NewReader(chaosOplog(1, n))), opts)
+	res, err := oplog.Push(ctx, repotest.Open(t, full), oplog.NewLineReader(strings.NewReader(chaosOplog(1, n))), opts)
 	if !errors.Is(err, backend.ErrNoSpace) {
 		t.Fatalf("push into a full store: %v (%+v), want ErrNoSpace", err, res)
 	}
@@ -215,7 +203,7 @@ func TestChaosPartitionBackup(t *testing.T) {
 	t.Run("heals", func(t *testing.T) {
 		r, be := chaosRepo(t)
 		f := cutOnSave(be, repo.PrefixData+"/", 2, 150*time.Millisecond)
-		res, err := snapshot.Backup(t.Context(), chaosOpen(t, fastRetry(f, 10)), snapshot.BackupOptions{Paths: []string{src}, Host: "chaos"})
+		res, err := snapshot.Backup(t.Context(), repotest.Open(t, fastRetry(f, 10)), snapshot.BackupOptions{Paths: []string{src}, Host: "chaos"})
 		if err != nil {
 			t.Fatalf("backup across a short partition: %v", err)
 		}
@@ -228,7 +216,7 @@ func TestChaosPartitionBackup(t *testing.T) {
 	t.Run("permanent", func(t *testing.T) {
 		r, be := chaosRepo(t)
 		f := cutOnSave(be, repo.PrefixData+"/", 2, 0)
-		_, err := snapshot.Backup(t.Context(), chaosOpen(t, fastRetry(f, 3)), snapshot.BackupOptions{Paths: []string{src}, Host: "chaos"})
+		_, err := snapshot.Backup(t.Context(), repotest.Open(t, fastRetry(f, 3)), snapshot.BackupOptions{Paths: []string{src}, Host: "chaos"})
 		if !errors.Is(err, fault.ErrInjected) {
 			t.Fatalf("backup across a permanent partition: %v, want the injected failure", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/strata-backup/strata/repo/repotest"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -117,22 +118,12 @@ func (c *crashEnv) writeSource() {
 		for j := range b {
 			b[j] = byte(rng.Uint32())
 		}
-		writeFile(t, filepath.Join(c.src, "random", fmt.Sprintf("r%d.bin", i)), b)
+		repotest.WriteFile(t, filepath.Join(c.src, "random", fmt.Sprintf("r%d.bin", i)), b)
 		n += int64(size)
 	}
-	writeFile(t, filepath.Join(c.src, "empty"), nil)
-	writeFile(t, filepath.Join(c.src, "deep", "a", "b", "c.txt"), []byte("deep\n"))
+	repotest.WriteFile(t, filepath.Join(c.src, "empty"), nil)
+	repotest.WriteFile(t, filepath.Join(c.src, "deep", "a", "b", "c.txt"), []byte("deep\n"))
 	t.Logf("source: %.1f MiB", float64(n)/(1<<20))
-}
-
-func writeFile(t *testing.T, p string, b []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // writeRandom replaces p's content with size fresh random bytes.
@@ -144,7 +135,7 @@ func (c *crashEnv) writeRandom(p string, size int, rng *rand.Rand) {
 			b[j+k] = byte(x >> (8 * k))
 		}
 	}
-	writeFile(c.t, p, b)
+	repotest.WriteFile(c.t, p, b)
 }
 
 func (c *crashEnv) command(args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/strata-backup/strata/repo/repotest"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -38,7 +39,7 @@ func TestCrashDuringOplogPush(t *testing.T) {
 	c := newOplogCrashEnv(t)
 	rng := crashRand(t)
 	file := filepath.Join(c.dir, "mutations.jsonl")
-	writeFile(t, file, nil)
+	repotest.WriteFile(t, file, nil)
 
 	// The writer: records in bursts, some lines written in two parts, for
 	// about 4 seconds.

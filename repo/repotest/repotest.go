@@ -5,6 +5,9 @@ package repotest
 
 import (
 	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/strata-backup/strata/backend"
@@ -47,4 +50,38 @@ func Reopen(t testing.TB, r *repo.Repository) *repo.Repository {
 	}
 	t.Cleanup(func() { r2.Close() })
 	return r2
+}
+
+// Open opens the repository on be again, as another process would, with a
+// fresh cache (be may be a faulty or mirrored view of the store).
+func Open(t testing.TB, be backend.Backend) *repo.Repository {
+	t.Helper()
+	r, err := repo.Open(context.Background(), be, Password, repo.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("open test repository through %s: %v", backend.Location(be), err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// WriteFile writes b to p, creating p's directories.
+func WriteFile(t testing.TB, p string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RandomBytes returns n pseudo-random bytes, the same for the same seed
+// (incompressible, so they fill packs).
+func RandomBytes(n int, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
 }
