@@ -85,6 +85,7 @@ func (p *packBuilder) finish(c *crypter) (chunk.ID, []byte, error) {
 		start := len(p.buf)
 		p.buf = c.seal(p.buf, hdr, packHeaderAD)
 		p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(p.buf)-start))
+		p.size = len(p.buf)
 		return chunk.ObjectID(p.buf), p.buf, nil
 	}
 	tail := c.seal(p.buf[:0], hdr, packHeaderAD)

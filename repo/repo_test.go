@@ -77,6 +77,17 @@ func testBlobRoundTripAndDedup(t *testing.T, r *repo.Repository) {
 	if st.BlobsNew != 6 || st.BlobsKnown != 1 || st.Packs < 2 {
 		t.Errorf("first run: new=%d known=%d in %d packs, want 6 new and 1 known (a duplicate within the run) in at least 2", st.BlobsNew, st.BlobsKnown, st.Packs)
 	}
+	// What the writer says it stored is what the store holds: every pack,
+	// header and trailer included, and the index.
+	var held int64
+	for _, prefix := range []string{"data/", "index/"} {
+		if err := r.Backend().List(ctx, prefix, func(oi backend.ObjectInfo) error { held += oi.Size; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.BytesStored != held {
+		t.Errorf("writer reports %d bytes stored, the store holds %d in packs and index objects", st.BytesStored, held)
+	}
 	// Each pack's own header (its trailer, read from the store) agrees
 	// with the index.
 	for i, id := range ids {
