@@ -152,10 +152,8 @@ func (r *Repository) WithWriter(ctx context.Context, opts WriterOptions, fn func
 		workers.Add(1)
 		pipe.Go(func() error { defer workers.Done(); return w.work(pctx) })
 	}
-	var uploaders sync.WaitGroup
 	for range opts.Uploaders {
-		uploaders.Add(1)
-		pipe.Go(func() error { defer uploaders.Done(); return w.upload(pctx) })
+		pipe.Go(func() error { return w.upload(pctx) })
 	}
 	go func() {
 		workers.Wait()
