@@ -39,13 +39,8 @@ const (
 // All is every scenario, in the order --scenario all runs them.
 var All = []string{TotalLoss, Corruption, DiskFull, Partition, SiteLoss}
 
-// Step is one timed step.
-type Step struct {
-	Name    string  `json:"name"`
-	OK      bool    `json:"ok"`
-	Seconds float64 `json:"seconds"`
-	Detail  string  `json:"detail"`
-}
+// Step is one timed step (verify's: the same JSON in both reports).
+type Step = verify.Step
 
 // TargetTime is one row of the recovery-time table.
 type TargetTime struct {
@@ -191,12 +186,7 @@ func (d *driller) step(name string, f func() (string, error)) bool {
 	if d.opts.Progress != nil {
 		d.opts.Progress(d.name, name)
 	}
-	start := time.Now()
-	detail, err := f()
-	st := Step{Name: name, OK: err == nil, Seconds: time.Since(start).Seconds(), Detail: detail}
-	if err != nil {
-		st.Detail = err.Error()
-	}
+	st := verify.RunStep(name, f)
 	d.steps = append(d.steps, st)
 	return st.OK
 }

@@ -48,6 +48,18 @@ type Step struct {
 	Detail  string  `json:"detail"`
 }
 
+// RunStep runs f as a timed step: its detail when it passes, its error's
+// text when it fails. Verify and drill time their steps with it.
+func RunStep(name string, f func() (string, error)) Step {
+	start := time.Now()
+	detail, err := f()
+	st := Step{Name: name, OK: err == nil, Seconds: time.Since(start).Seconds(), Detail: detail}
+	if err != nil {
+		st.Detail = err.Error()
+	}
+	return st
+}
+
 // Report is a verification: what SPEC section 9 prints and what
 // verifications/<id> stores.
 type Report struct {
@@ -123,12 +135,7 @@ func Verify(ctx context.Context, r *repo.Repository, e snapshot.Entry, opts Opti
 	}
 	run := func(name string, f func() (string, error)) bool {
 		progress(name)
-		start := time.Now()
-		detail, err := f()
-		st := Step{Name: name, OK: err == nil, Seconds: time.Since(start).Seconds(), Detail: detail}
-		if err != nil {
-			st.Detail = err.Error()
-		}
+		st := RunStep(name, f)
 		rep.Steps = append(rep.Steps, st)
 		return st.OK
 	}
