@@ -232,14 +232,10 @@ func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*Backu
 		}
 	}
 	sn.Incomplete = a.incomplete
-	sum := a.summary(stats)
-	sum.DurationSeconds = time.Since(start).Seconds()
-	sn.Summary = &sum
-	id, n, err := Save(ctx, r, sn)
+	id, sum, err := a.commit(ctx, r, sn, stats, start)
 	if err != nil {
-		return nil, fmt.Errorf("save snapshot: %w", err)
+		return nil, err
 	}
-	sum.BytesStored += int64(n)
 	res := &BackupResult{ID: id, Snapshot: sn, Summary: sum, Integrity: report}
 	if len(sn.Incomplete) > 0 {
 		return res, fmt.Errorf("backup: %d of the source files could not be read (first: %s: %s): %w",
@@ -375,6 +371,21 @@ type archiver struct {
 	filesNew, filesChanged, filesUnmodified atomic.Int64
 	dirsNew, dirsChanged, dirsUnmodified    atomic.Int64
 	bytesProcessed                          atomic.Int64
+}
+
+// commit saves sn with its summary (the run's counts, stats and the time
+// since start) and returns its id and the summary, the snapshot object's
+// own bytes counted as stored.
+func (a *archiver) commit(ctx context.Context, r *repo.Repository, sn *Snapshot, stats repo.WriteStats, start time.Time) (chunk.ID, Summary, error) {
+	sum := a.summary(stats)
+	sum.DurationSeconds = time.Since(start).Seconds()
+	sn.Summary = &sum
+	id, n, err := Save(ctx, r, sn)
+	if err != nil {
+		return chunk.ID{}, Summary{}, fmt.Errorf("save snapshot: %w", err)
+	}
+	sum.BytesStored += int64(n)
+	return id, sum, nil
 }
 
 func (a *archiver) summary(st repo.WriteStats) Summary {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/strata-backup/strata/chunk"
@@ -169,24 +170,12 @@ func Synthesize(ctx context.Context, r *repo.Repository, opts SynthesizeOptions)
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(sn.Tiers, func(x, y Tier) int {
-		switch {
-		case x.Name < y.Name:
-			return -1
-		case x.Name > y.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(sn.Tiers, func(x, y Tier) int { return strings.Compare(x.Name, y.Name) })
 	slices.Sort(sn.Paths)
-	sum := a.summary(stats)
-	sum.DurationSeconds = time.Since(start).Seconds()
-	sn.Summary = &sum
-	id, n, err := Save(ctx, r, sn)
+	id, sum, err := a.commit(ctx, r, sn, stats, start)
 	if err != nil {
-		return nil, fmt.Errorf("save snapshot: %w", err)
+		return nil, err
 	}
-	sum.BytesStored += int64(n)
 	out.BackupResult = BackupResult{ID: id, Snapshot: sn, Summary: sum}
 	return out, nil
 }
