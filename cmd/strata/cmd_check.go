@@ -64,10 +64,10 @@ damage was found.`,
 }
 
 func runCheck(ctx context.Context, r *repo.Repository, t *terminal, opts verify.CheckOptions) error {
-	p := &checkProgress{t: t}
+	p := newCheckProgress(t)
 	opts.Progress = p
 	res, err := verify.Check(ctx, r, opts)
-	t.clearStatus()
+	p.End()
 	if err != nil {
 		return err
 	}
@@ -107,57 +107,53 @@ func runCheck(ctx context.Context, r *repo.Repository, t *terminal, opts verify.
 	return nil
 }
 
-// checkProgress shows the stage and how far it is on a terminal's stderr.
+// checkProgress shows the stage and how far it is on a terminal's stderr:
+// a stage that knows the bytes it will read (read-data) gets the bar
+// restore has (bytes against the total, packs, rate, ETA), the others a
+// count.
 type checkProgress struct {
-	t     *terminal
+	sp    *stepProgress
 	stage atomic.Value // string
 	total atomic.Int64
 	done  atomic.Int64
 	bytes atomic.Int64
-	shown atomic.Int64 // unix nanoseconds of the last update
-	// For the rate and ETA of a stage that knows its bytes (read-data).
-	totalBytes atomic.Int64
-	stageBytes atomic.Int64 // bytes read before the stage began
-	started    atomic.Int64 // unix nanoseconds
+	bar   atomic.Bool  // this stage's bytes go to the bar
+	shown atomic.Int64 // unix nanoseconds of the last count line
+}
+
+func newCheckProgress(t *terminal) *checkProgress {
+	return &checkProgress{sp: &stepProgress{t: t, items: "packs"}}
 }
 
 func (p *checkProgress) Stage(name string, total int, totalBytes int64) {
 	p.stage.Store(name)
 	p.total.Store(int64(total))
-	p.totalBytes.Store(totalBytes)
 	p.done.Store(0)
-	p.stageBytes.Store(p.bytes.Load())
-	p.started.Store(time.Now().UnixNano())
-	p.show()
+	p.sp.Step("check: " + name)
+	p.bar.Store(totalBytes > 0)
+	if totalBytes > 0 {
+		p.sp.SetTotal(totalBytes, int64(total))
+	}
 }
 
 func (p *checkProgress) Done(items int, bytes int64) {
 	p.done.Add(int64(items))
 	p.bytes.Add(bytes)
-	p.show()
-}
-
-func (p *checkProgress) show() {
+	if p.bar.Load() {
+		p.sp.Add(bytes, int64(items))
+		return
+	}
 	now := time.Now().UnixNano()
 	if last := p.shown.Load(); now-last < int64(100*time.Millisecond) || !p.shown.CompareAndSwap(last, now) {
 		return
 	}
 	stage, _ := p.stage.Load().(string)
-	if tb := p.totalBytes.Load(); tb > 0 {
-		b := p.bytes.Load() - p.stageBytes.Load()
-		el := float64(now-p.started.Load()) / 1e9
-		rate := float64(b) / max(el, 0.001)
-		line := fmt.Sprintf("check: %s %d/%d packs, %s / %s (%.1f%%)  %s/s", stage, p.done.Load(), p.total.Load(),
-			fmtBytes(b), fmtBytes(tb), 100*float64(b)/float64(tb), fmtBytes(int64(rate)))
-		if tb > b && rate > 0 {
-			line += "  ETA " + fmtDuration(float64(tb-b)/rate)
-		}
-		p.t.status("%s", line)
-		return
-	}
 	if total := p.total.Load(); total > 0 {
-		p.t.status("check: %s %d/%d, %s read", stage, p.done.Load(), total, fmtBytes(p.bytes.Load()))
+		p.sp.t.status("check: %s %d/%d, %s read", stage, p.done.Load(), total, fmtBytes(p.bytes.Load()))
 		return
 	}
-	p.t.status("check: %s, %s read", stage, fmtBytes(p.bytes.Load()))
+	p.sp.t.status("check: %s, %s read", stage, fmtBytes(p.bytes.Load()))
 }
+
+// End removes the bar and the status line.
+func (p *checkProgress) End() { p.sp.Done() }

@@ -64,9 +64,10 @@ func runRepair(ctx context.Context, r *repo.Repository, t *terminal, o repairOpt
 	defer closeSrc()
 	where := backend.Location(src)
 	opts := mirror.RepairOptions{DryRun: o.dryRun}
-	opts.Check.Progress = &checkProgress{t: t}
+	progress := newCheckProgress(t)
+	opts.Check.Progress = progress
 	res, err := mirror.Repair(ctx, r, src, opts)
-	t.clearStatus()
+	progress.End()
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,8 @@ import (
 // the bar for a step appears with its first bytes, so steps that move none
 // keep their one-line status.
 type stepProgress struct {
-	t *terminal
+	t     *terminal
+	items string // what the bar counts ("" : files)
 
 	mu    sync.Mutex
 	label string
@@ -50,6 +51,7 @@ func (s *stepProgress) current() *progress {
 	defer s.mu.Unlock()
 	if s.bar == nil {
 		s.bar = s.t.newProgress(s.label, false)
+		s.bar.items = s.items
 	}
 	return s.bar
 }

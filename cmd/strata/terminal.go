@@ -95,6 +95,8 @@ type progress struct {
 	warnings               atomic.Int64
 	// warnPrefix says what a warning means in text mode ("not backed up: ").
 	warnPrefix string
+	// items names what the count counts in text mode (default "files").
+	items string
 
 	stop chan struct{}
 	done chan struct{}
@@ -180,7 +182,15 @@ func (p *progress) render() {
 	if tb > 0 {
 		line += fmt.Sprintf(" / %s (%.1f%%)", fmtBytes(tb), 100*float64(b)/float64(tb))
 	}
-	line += fmt.Sprintf("  %s/s  %d files", fmtBytes(int64(rate)), p.files.Load())
+	items := p.items
+	if items == "" {
+		items = "files"
+	}
+	if tf := p.totalFiles.Load(); tf > 0 {
+		line += fmt.Sprintf("  %s/s  %d/%d %s", fmtBytes(int64(rate)), p.files.Load(), tf, items)
+	} else {
+		line += fmt.Sprintf("  %s/s  %d %s", fmtBytes(int64(rate)), p.files.Load(), items)
+	}
 	if tb > b && rate > 0 {
 		line += "  ETA " + fmtDuration(float64(tb-b)/rate)
 	}
