@@ -172,8 +172,26 @@ func TestCacheBulkLoad(t *testing.T) {
 	for _, b := range []byte{57, 58, 59} {
 		want[b] = nil
 	}
-	if _, err := c.Sync(ctx, src); err != nil {
+	// The rebuild goes through the bulk load, which reads each object once
+	// (the per-object rebuild reads each twice: once for what it
+	// supersedes, once to add it).
+	counted := &countingSource{memSource: src}
+	if _, err := c.Sync(ctx, counted); err != nil {
 		t.Fatal(err)
 	}
+	if counted.loads != len(src) {
+		t.Errorf("rebuild loaded %d index objects, want each of the %d once", counted.loads, len(src))
+	}
 	check(c, "rebuild")
+}
+
+// countingSource counts LoadIndex calls.
+type countingSource struct {
+	memSource
+	loads int
+}
+
+func (c *countingSource) LoadIndex(ctx context.Context, id chunk.ID) (*index.File, error) {
+	c.loads++
+	return c.memSource.LoadIndex(ctx, id)
 }

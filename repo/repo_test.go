@@ -57,6 +57,9 @@ func onBackends(t *testing.T, fn func(t *testing.T, r *repo.Repository)) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if _, ok := be.(backend.Streamer); !ok {
+			t.Fatal("the local backend does not stream: packs would be built in memory, untested here")
+		}
 		fn(t, repotest.NewOn(t, be))
 		// Spool files are unlinked when made: none may be left.
 		if left, _ := os.ReadDir(spool); len(left) > 0 {
