@@ -422,24 +422,7 @@ func TestCompactMatchesReference(t *testing.T) {
 		// Generation 2, lsns 10, 20, ... with prev_lsn, every transaction
 		// spanning two segments (as TestCompactSparseTransactions).
 		f := newSegFixture(t, 2)
-		start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-		prev := uint64(0)
-		next := func(ts time.Time, tx string) *Record {
-			r := f.rec(prev+10, ts, fmt.Sprintf(`"prev_lsn":%d,%s`, prev, tx))
-			prev = r.LSN
-			return r
-		}
-		for i := range 30 {
-			ts := start.Add(time.Duration(i) * 10 * time.Second)
-			var recs []*Record
-			if i > 0 {
-				recs = append(recs, next(ts, fmt.Sprintf(`"tx":"t%d","tx_end":true,`, i-1)))
-			}
-			recs = append(recs, next(ts, fmt.Sprintf(`"tx":"t%d",`, i)))
-			if _, err := f.l.Append(f.ctx, recs); err != nil {
-				t.Fatal(err)
-			}
-		}
+		f.appendSparseTransactions(30)
 		g := f.clone()
 		compareCompaction(t, f, g, opts(time.Minute, 2*time.Minute))
 	})

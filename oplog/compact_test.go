@@ -330,25 +330,7 @@ func TestCompactSparseTransactions(t *testing.T) {
 	// Generation 2 (its segments carry parent), sparse lsns 10, 20, ...
 	// with prev_lsn, and every transaction spanning two segments.
 	f := newSegFixture(t, 2)
-	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	prev := uint64(0)
-	next := func(ts time.Time, tx string) *Record {
-		r := f.rec(prev+10, ts, fmt.Sprintf(`"prev_lsn":%d,%s`, prev, tx))
-		prev = r.LSN
-		return r
-	}
-	// Segment i at i*10 s: the end of transaction t(i-1), the start of t(i).
-	for i := range 30 {
-		ts := start.Add(time.Duration(i) * 10 * time.Second)
-		var recs []*Record
-		if i > 0 {
-			recs = append(recs, next(ts, fmt.Sprintf(`"tx":"t%d","tx_end":true,`, i-1)))
-		}
-		recs = append(recs, next(ts, fmt.Sprintf(`"tx":"t%d",`, i)))
-		if _, err := f.l.Append(f.ctx, recs); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.appendSparseTransactions(30)
 	before := f.mustRead(0, 0) // lsn 10, 20, ..., 590
 	res := f.compact(time.Minute, 2*time.Minute)
 	// 00:00..00:04:50: minutes 0..3 into two 2-minute segments; the
@@ -404,5 +386,31 @@ func TestCompactWhileAppending(t *testing.T) {
 	res := f.compact(time.Minute)
 	if got := lsnsOf(f.mustRead(0, 0)); !slices.Equal(got, lsnRange(1, 330)) || res.After != 10+30 {
 		t.Fatalf("read %d records, %+v", len(got), res)
+	}
+}
+
+// appendSparseTransactions appends n segments with sparse lsns 10, 20, ...
+// (prev_lsn on every record), segment i at i*10 s from 2026-03-01: the end
+// of transaction t(i-1) and the start of t(i), so every transaction spans
+// two segments.
+func (f *segFixture) appendSparseTransactions(n int) {
+	f.t.Helper()
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	prev := uint64(0)
+	next := func(ts time.Time, tx string) *Record {
+		r := f.rec(prev+10, ts, fmt.Sprintf(`"prev_lsn":%d,%s`, prev, tx))
+		prev = r.LSN
+		return r
+	}
+	for i := range n {
+		ts := start.Add(time.Duration(i) * 10 * time.Second)
+		var recs []*Record
+		if i > 0 {
+			recs = append(recs, next(ts, fmt.Sprintf(`"tx":"t%d","tx_end":true,`, i-1)))
+		}
+		recs = append(recs, next(ts, fmt.Sprintf(`"tx":"t%d",`, i)))
+		if _, err := f.l.Append(f.ctx, recs); err != nil {
+			f.t.Fatal(err)
+		}
 	}
 }

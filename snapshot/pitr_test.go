@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +17,18 @@ import (
 
 // appendLog stores records first..last (node upserts n<lsn>, one a second
 // from 10:00:00) as one segment.
+// backupAtLSN0 backs up a one-node warm tier with a cut at the start of
+// generation 1: the base the log's records replay onto.
+func backupAtLSN0(t *testing.T, r *repo.Repository) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "warm.jsonl")
+	repotest.WriteFile(t, src, []byte(`{"type":"node","id":"n0"}`+"\n"))
+	if _, err := snapshot.Backup(context.Background(), r, snapshot.BackupOptions{Tiers: []snapshot.TierSpec{{Name: "warm", Source: src}},
+		Cut: &snapshot.Cut{Generation: 1}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func appendLog(t *testing.T, r *repo.Repository, first, last uint64) string {
 	t.Helper()
 	l, err := oplog.Open(context.Background(), r, 1)
@@ -46,15 +57,7 @@ func appendLog(t *testing.T, r *repo.Repository, first, last uint64) string {
 func TestTimelineGap(t *testing.T) {
 	ctx := context.Background()
 	r := repotest.New(t)
-	dir := t.TempDir()
-	src := filepath.Join(dir, "warm.jsonl")
-	if err := os.WriteFile(src, []byte(`{"type":"node","id":"n0"}`+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := snapshot.Backup(ctx, r, snapshot.BackupOptions{Tiers: []snapshot.TierSpec{{Name: "warm", Source: src}},
-		Cut: &snapshot.Cut{Generation: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	backupAtLSN0(t, r)
 	appendLog(t, r, 1, 5)
 	lost := appendLog(t, r, 6, 10)
 	appendLog(t, r, 11, 15)
@@ -129,14 +132,7 @@ func ptime(s string) *time.Time {
 func TestSynthesizeFold(t *testing.T) {
 	ctx := context.Background()
 	r := repotest.New(t)
-	src := filepath.Join(t.TempDir(), "warm.jsonl")
-	if err := os.WriteFile(src, []byte(`{"type":"node","id":"n0"}`+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := snapshot.Backup(ctx, r, snapshot.BackupOptions{Tiers: []snapshot.TierSpec{{Name: "warm", Source: src}},
-		Cut: &snapshot.Cut{Generation: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	backupAtLSN0(t, r)
 	appendLog(t, r, 1, 5)
 	count := func(e snapshot.Entry) int {
 		t.Helper()

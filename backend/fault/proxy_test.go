@@ -12,9 +12,16 @@ import (
 	"github.com/strata-backup/strata/backend/s3test"
 )
 
-// proxiedURL returns an S3 URL for a fresh bucket reached through p.
-func proxiedURL(t *testing.T, p *fault.Proxy) string {
+// proxiedS3 starts a proxy to the test S3 server and opens a fresh bucket
+// through it; both close with the test.
+func proxiedS3(t *testing.T) (*fault.Proxy, backend.Backend) {
 	t.Helper()
+	s3test.Require(t, s3srvErr)
+	p, err := fault.NewProxy(strings.TrimPrefix(s3srv.Endpoint, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
 	u, err := url.Parse(s3srv.URL(s3srv.FreshBucket("proxy"), ""))
 	if err != nil {
 		t.Fatal(err)
@@ -22,22 +29,17 @@ func proxiedURL(t *testing.T, p *fault.Proxy) string {
 	q := u.Query()
 	q.Set("endpoint", "http://"+p.Addr())
 	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func TestProxyS3CutHeal(t *testing.T) {
-	s3test.Require(t, s3srvErr)
-	p, err := fault.NewProxy(strings.TrimPrefix(s3srv.Endpoint, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	ctx := t.Context()
-	be, err := backend.Open(ctx, proxiedURL(t, p))
+	be, err := backend.Open(t.Context(), u.String())
 	if err != nil {
 		t.Fatalf("open through the proxy: %v", err)
 	}
-	defer be.Close()
+	t.Cleanup(func() { be.Close() })
+	return p, be
+}
+
+func TestProxyS3CutHeal(t *testing.T) {
+	p, be := proxiedS3(t)
+	ctx := t.Context()
 	if err := be.Save(ctx, "data/a", []byte("before")); err != nil {
 		t.Fatalf("save through the proxy: %v", err)
 	}
@@ -47,7 +49,7 @@ func TestProxyS3CutHeal(t *testing.T) {
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	err = be.Save(cctx, "data/b", []byte("during"))
+	err := be.Save(cctx, "data/b", []byte("during"))
 	if err == nil {
 		t.Fatal("save while cut succeeded")
 	}
@@ -74,19 +76,9 @@ func TestProxyS3CutHeal(t *testing.T) {
 // A stalled proxy hangs calls; Retry's attempt timeout turns the stall into
 // retries, and a heal lets the call through.
 func TestProxyS3StallRetry(t *testing.T) {
-	s3test.Require(t, s3srvErr)
-	p, err := fault.NewProxy(strings.TrimPrefix(s3srv.Endpoint, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, raw := proxiedS3(t)
 	ctx := t.Context()
-	raw, err := backend.Open(ctx, proxiedURL(t, p))
-	if err != nil {
-		t.Fatal(err)
-	}
 	be := backend.Retry(raw, backend.RetryOptions{Attempts: 20, Base: 20 * time.Millisecond, Max: 100 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond})
-	defer be.Close()
 	p.Stall()
 	time.AfterFunc(700*time.Millisecond, p.Heal)
 	start := time.Now()
