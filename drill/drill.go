@@ -19,7 +19,6 @@ import (
 
 	"github.com/strata-backup/strata/backend"
 	"github.com/strata-backup/strata/backend/fault"
-	"github.com/strata-backup/strata/graph"
 	"github.com/strata-backup/strata/mirror"
 	"github.com/strata-backup/strata/oplog"
 	"github.com/strata-backup/strata/repo"
@@ -391,33 +390,8 @@ func (d *driller) targets(ctx context.Context, src *repo.Repository) []TargetTim
 
 // checkDir runs the graph integrity check over a restored directory.
 func checkDir(dir string, opts Options) (string, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
-	if err != nil || len(files) == 0 {
-		return "no graph tiers to check", err
-	}
-	tiers := map[string]graph.Iterator{}
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			return "", err
-		}
-		defer fh.Close()
-		name := strings.TrimSuffix(filepath.Base(f), ".jsonl")
-		tiers[name] = graph.NewLineIterator(fh, name)
-	}
-	mem := opts.SortMemory
-	if mem <= 0 {
-		mem = snapshot.DefaultSortMemory
-	}
-	rep, err := snapshot.CheckState(tiers, mem, "")
-	if err != nil {
-		return "", err
-	}
-	if !rep.OK {
-		p := rep.Problems[0]
-		return "", fmt.Errorf("%d integrity problems (first: tier %s line %d: %s %s)", rep.ProblemCount, p.Tier, p.Line, p.Kind, p.ID)
-	}
-	return fmt.Sprintf("%d nodes, %d relationships, no problems", rep.Stats.Total.Nodes, rep.Stats.Total.Relationships), nil
+	detail, _, err := verify.CheckDir(dir, opts.SortMemory, "")
+	return detail, err
 }
 
 func runCmd(ctx context.Context, command, dir string) (string, error) {

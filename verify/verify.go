@@ -353,41 +353,52 @@ func checkCutSegments(ctx context.Context, r *repo.Repository, e snapshot.Entry)
 	}
 }
 
+// CheckDir runs the graph integrity check over the tiers restored into dir
+// (<tier>.jsonl each) with sortMemory (0: the default) and temporary files
+// in tmpDir, and returns what it found and how many tiers it read. A
+// problem is an error naming the first one; no tier files is no error.
+func CheckDir(dir string, sortMemory int64, tmpDir string) (detail string, tiers int, err error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if err != nil {
+		return "", 0, err
+	}
+	if len(files) == 0 {
+		return "no graph tiers", 0, nil
+	}
+	its := map[string]graph.Iterator{}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return "", 0, err
+		}
+		defer fh.Close()
+		name := strings.TrimSuffix(filepath.Base(f), ".jsonl")
+		its[name] = graph.NewLineIterator(fh, name)
+	}
+	if sortMemory <= 0 {
+		sortMemory = snapshot.DefaultSortMemory
+	}
+	report, err := snapshot.CheckState(its, sortMemory, tmpDir)
+	if err != nil {
+		return "", 0, err
+	}
+	if !report.OK {
+		p := report.Problems[0]
+		return "", 0, fmt.Errorf("%d integrity problems in the restored graph (first: tier %s line %d: %s %s: %s)",
+			report.ProblemCount, p.Tier, p.Line, p.Kind, p.ID, p.Detail)
+	}
+	return fmt.Sprintf("%d nodes, %d relationships in %d tiers, no problems", report.Stats.Total.Nodes, report.Stats.Total.Relationships, len(files)), len(files), nil
+}
+
 // checkRestored is step 3: the graph check over the restored tiers and
 // the user's command.
 func checkRestored(ctx context.Context, e snapshot.Entry, dir string, opts Options) (string, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	detail, tiers, err := CheckDir(dir, opts.SortMemory, opts.TmpDir)
 	if err != nil {
 		return "", err
 	}
-	detail := "no graph tiers"
-	if len(files) > 0 {
-		tiers := map[string]graph.Iterator{}
-		for _, f := range files {
-			fh, err := os.Open(f)
-			if err != nil {
-				return "", err
-			}
-			defer fh.Close()
-			tiers[strings.TrimSuffix(filepath.Base(f), ".jsonl")] = graph.NewLineIterator(fh, strings.TrimSuffix(filepath.Base(f), ".jsonl"))
-		}
-		mem := opts.SortMemory
-		if mem <= 0 {
-			mem = snapshot.DefaultSortMemory
-		}
-		report, err := snapshot.CheckState(tiers, mem, opts.TmpDir)
-		if err != nil {
-			return "", err
-		}
-		if !report.OK {
-			p := report.Problems[0]
-			return "", fmt.Errorf("%d integrity problems in the restored graph (first: tier %s line %d: %s %s: %s)",
-				report.ProblemCount, p.Tier, p.Line, p.Kind, p.ID, p.Detail)
-		}
-		detail = fmt.Sprintf("%d nodes, %d relationships in %d tiers, no problems", report.Stats.Total.Nodes, report.Stats.Total.Relationships, len(files))
-		if e.Cut != nil {
-			detail += fmt.Sprintf(" (at the cut, lsn %d)", e.Cut.LSNEnd)
-		}
+	if tiers > 0 && e.Cut != nil {
+		detail += fmt.Sprintf(" (at the cut, lsn %d)", e.Cut.LSNEnd)
 	}
 	if opts.VerifyCmd != "" {
 		cmd := exec.CommandContext(ctx, "sh", "-c", strings.ReplaceAll(opts.VerifyCmd, "{dir}", dir))
