@@ -80,9 +80,24 @@ type crashEnv struct {
 }
 
 func newCrashEnv(t *testing.T) *crashEnv {
+	c := newCrashEnvBare(t)
+	c.src = filepath.Join(c.dir, "src")
+	c.writeSource()
+	// Small packs: a backup writes a pack every few dozen milliseconds,
+	// so kills land between packs and in the middle of writing one.
+	if _, stderr, code := c.run("init", "--pack-size", "2"); code != 0 {
+		t.Fatalf("strata init: exit %d: %s", code, stderr)
+	}
+	return c
+}
+
+// newCrashEnvBare is a crashEnv with the built binary and its environment
+// (no STRATA_ variable of the caller's, a cheap key derivation, a cache and
+// a repository location in its directory), and nothing else.
+func newCrashEnvBare(t *testing.T) *crashEnv {
 	bin := buildStrata(t)
 	dir := t.TempDir()
-	c := &crashEnv{t: t, bin: bin, dir: dir, src: filepath.Join(dir, "src"), repo: filepath.Join(dir, "repo")}
+	c := &crashEnv{t: t, bin: bin, dir: dir, repo: filepath.Join(dir, "repo")}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "STRATA_") {
 			c.env = append(c.env, kv)
@@ -94,12 +109,6 @@ func newCrashEnv(t *testing.T) *crashEnv {
 		"STRATA_CACHE_DIR="+filepath.Join(dir, "cache"),
 		"STRATA_REPOSITORY="+c.repo,
 	)
-	c.writeSource()
-	// Small packs: a backup writes a pack every few dozen milliseconds,
-	// so kills land between packs and in the middle of writing one.
-	if _, stderr, code := c.run("init", "--pack-size", "2"); code != 0 {
-		t.Fatalf("strata init: exit %d: %s", code, stderr)
-	}
 	return c
 }
 

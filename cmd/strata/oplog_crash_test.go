@@ -201,20 +201,7 @@ func crashMutation(lsn int) string {
 // newOplogCrashEnv is a crashEnv with an empty repository and no source
 // tree (pushes need none).
 func newOplogCrashEnv(t *testing.T) *crashEnv {
-	bin := buildStrata(t)
-	dir := t.TempDir()
-	c := &crashEnv{t: t, bin: bin, dir: dir, repo: filepath.Join(dir, "repo")}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "STRATA_") {
-			c.env = append(c.env, kv)
-		}
-	}
-	c.env = append(c.env,
-		"STRATA_INSECURE_TEST_KDF=1",
-		"STRATA_PASSWORD=crash test password",
-		"STRATA_CACHE_DIR="+filepath.Join(dir, "cache"),
-		"STRATA_REPOSITORY="+c.repo,
-	)
+	c := newCrashEnvBare(t)
 	c.mustRun("init", "-q")
 	return c
 }
