@@ -66,6 +66,11 @@ func (o *Overlay) Save(ctx context.Context, key string, data []byte) error {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	// Checked again under the lock: a racing Save may have created it
+	// here since the Stat (the base never changes under an overlay).
+	if _, here := o.objects[key]; here {
+		return fmt.Errorf("save %s: %w", key, backend.ErrExists)
+	}
 	o.objects[key] = bytes.Clone(data)
 	o.times[key] = time.Now()
 	delete(o.gone, key)
