@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -37,6 +36,7 @@ type extSort struct {
 	blocks   [][]byte // packed items; reused after each spill
 	blockCap int
 	items    []itemRef
+	scratch  []itemRef // radixSort's other buffer
 	held     int64
 	runs     []string // run files, in input order
 	done     bool
@@ -49,9 +49,9 @@ type itemRef struct {
 	blk, off, n int32
 }
 
-// itemOverhead is what an item costs beyond its bytes (its itemRef and slack),
-// counted against memLimit.
-const itemOverhead = 24
+// itemOverhead is what an item costs beyond its bytes (its itemRef, and
+// another in the radix sort's scratch), counted against memLimit.
+const itemOverhead = 48
 
 const defaultFanIn = 64
 
@@ -100,24 +100,10 @@ func (s *extSort) item(r itemRef) []byte {
 	return s.blocks[r.blk][r.off : r.off+r.n : r.off+r.n]
 }
 
-// sortMemory sorts the items in memory, equal ones in input order. (An
-// unstable sort with input order as the last key is much faster than
-// slices.SortStableFunc.)
+// sortMemory sorts the items in memory, equal ones in input order.
 func (s *extSort) sortMemory() {
-	slices.SortFunc(s.items, func(a, b itemRef) int {
-		if a.pfx != b.pfx {
-			if a.pfx < b.pfx {
-				return -1
-			}
-			return 1
-		}
-		if c := s.compare(s.item(a), s.item(b)); c != 0 {
-			return c
-		}
-		if a.blk != b.blk {
-			return int(a.blk - b.blk)
-		}
-		return int(a.off - b.off)
+	s.items, s.scratch = radixSort(s.items, s.scratch, func(a, b itemRef) int {
+		return s.compare(s.item(a), s.item(b))
 	})
 }
 
@@ -304,7 +290,7 @@ func (s *extSort) removeRuns(paths []string) {
 // discard removes the run files of a sort that will not be merged.
 func (s *extSort) discard() {
 	s.removeRuns(s.runs)
-	s.runs, s.items, s.blocks, s.done = nil, nil, nil, true
+	s.runs, s.items, s.scratch, s.blocks, s.done = nil, nil, nil, nil, true
 }
 
 // source is one sorted input of a merge.
@@ -327,7 +313,7 @@ func (m *memSource) next() ([]byte, error) {
 }
 
 func (m *memSource) close() error {
-	m.s.items, m.s.blocks = nil, nil
+	m.s.items, m.s.scratch, m.s.blocks = nil, nil, nil
 	return nil
 }
 
