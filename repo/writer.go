@@ -59,6 +59,7 @@ type Writer struct {
 
 	jobs    chan blobJob
 	uploads chan *packBuilder
+	failed  atomic.Bool // fn returned an error: the last pack stays unsent
 	// Free lists, not sync.Pool: a pool is emptied at every GC, and
 	// reallocating chunk buffers and 16 MiB packs after each one is what
 	// drove the heap (and RSS) up. The lists are bounded, so what they keep
@@ -157,8 +158,9 @@ func (r *Repository) WithWriter(ctx context.Context, opts WriterOptions, fn func
 	}
 	go func() {
 		workers.Wait()
-		// The last pack, partly filled, goes once every worker is done.
-		if w.pack != nil && len(w.pack.blobs) > 0 {
+		// The last pack, partly filled, goes once every worker is done,
+		// unless fn failed: a failed write sends nothing more.
+		if !w.failed.Load() && w.pack != nil && len(w.pack.blobs) > 0 {
 			if err := w.send(pctx, w.pack); err == nil {
 				w.pack = nil
 			}
@@ -167,6 +169,7 @@ func (r *Repository) WithWriter(ctx context.Context, opts WriterOptions, fn func
 	}()
 
 	fnErr := fn(pctx, w)
+	w.failed.Store(fnErr != nil)
 	close(w.jobs)
 	pipeErr := pipe.Wait()
 	if w.pack != nil { // not sent: the run failed
