@@ -163,6 +163,7 @@ func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*Backu
 
 	// Phase one: graph tiers are parsed, sorted and checked locally.
 	var captured []*capturedTier
+	var capture *graph.Capture
 	var report *graph.Report
 	if len(graphs) > 0 {
 		tmp, err := os.MkdirTemp(opts.TmpDir, "strata-sort-")
@@ -170,24 +171,29 @@ func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*Backu
 			return nil, fmt.Errorf("backup: create sort directory: %w", err)
 		}
 		defer os.RemoveAll(tmp)
-		captured, report, err = captureGraphs(ctx, graphs, opts.Stdin, opts.SortMemory, tmp, opts.Progress)
+		captured, capture, err = captureGraphs(ctx, graphs, opts.Stdin, opts.SortMemory, tmp, opts.Progress)
 		if err != nil {
 			return nil, err
 		}
-		if !report.OK && sn.Cut == nil && !opts.AllowDangling {
-			for _, ct := range captured {
-				ct.sorter.Close()
-			}
-			return &BackupResult{Integrity: report}, fmt.Errorf("backup: %w", &IntegrityError{Report: report})
-		}
+		defer capture.Close()
 	}
 
-	// Phase two: everything is stored, concurrently.
+	// Phase two: everything is stored, concurrently, while the capture
+	// merges the sorted graph tiers and checks their integrity. A failed
+	// check fails the write: no snapshot, no index, and no partly filled
+	// pack (full packs already sent are left for prune, as an interrupted
+	// backup's are).
 	var root *chunk.ID
 	tiers := make([]*Tier, len(captured)+len(files))
 	stats, err := r.WithWriter(ctx, opts.Writer, func(ctx context.Context, w *repo.Writer) error {
 		a.w = w
 		g, gctx := errgroup.WithContext(ctx)
+		if capture != nil {
+			g.Go(func() (err error) {
+				report, err = capture.Run(gctx)
+				return err
+			})
+		}
 		for i, ct := range captured {
 			g.Go(func() (err error) {
 				tiers[i], err = a.storeGraphTier(gctx, ct, parent, opts.MaxLayers)
@@ -207,8 +213,17 @@ func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*Backu
 				return err
 			})
 		}
-		return g.Wait()
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		if report != nil && !report.OK && sn.Cut == nil && !opts.AllowDangling {
+			return &IntegrityError{Report: report}
+		}
+		return nil
 	})
+	if ie := (*IntegrityError)(nil); errors.As(err, &ie) {
+		return &BackupResult{Integrity: ie.Report}, fmt.Errorf("backup: %w", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -155,10 +155,11 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// capturedTier is a graph tier read, sorted and checked, not yet stored.
+// capturedTier is a graph tier read and sorted, not yet stored: its sorted
+// records come out of sorted while the capture runs (and checks them).
 type capturedTier struct {
 	spec   TierSpec
-	sorter *graph.Sorter
+	sorted graph.Iterator
 	bytes  int64
 }
 
@@ -179,43 +180,23 @@ func (e *IntegrityError) Error() string {
 
 func (e *IntegrityError) Unwrap() error { return ErrIntegrity }
 
-// checkItem is one record on its way to the integrity checker.
-type checkItem struct {
-	tier string
-	line int
-	rec  *graph.Record
-}
-
-// checkBatch is how many records a reader hands the checker at a time.
-const checkBatch = 512
-
-// captureGraphs reads every graph tier concurrently into its own external
-// sorter; one goroutine feeds every record to the shared integrity checker,
-// so readers never wait on each other or on the checker's spills (a mutex
-// per record serialised them). Nothing touches the repository: a malformed
-// line or a failed check leaves no trace there.
-func captureGraphs(ctx context.Context, specs []TierSpec, stdin io.Reader, memory int64, tmp string, p Progress) ([]*capturedTier, *graph.Report, error) {
-	share := memory / int64(len(specs)+1)
-	checker := graph.NewChecker(share, tmp)
-	defer checker.Close()
+// captureGraphs reads every graph tier concurrently into its own sorter of
+// one graph.Capture, which checks the graph's integrity while the store
+// reads the sorted tiers back (Run). Nothing touches the repository here: a
+// malformed line leaves no trace there. The caller owns the Capture: it
+// must Run it (or Close it).
+func captureGraphs(ctx context.Context, specs []TierSpec, stdin io.Reader, memory int64, tmp string, p Progress) ([]*capturedTier, *graph.Capture, error) {
+	names := make([]string, len(specs))
+	for i, spec := range specs {
+		names[i] = spec.Name
+	}
+	capture := graph.NewCapture(names, memory, tmp)
 	g, gctx := errgroup.WithContext(ctx)
-	items := make(chan []checkItem, 2*len(specs))
-	checkDone := make(chan error, 1)
-	go func() {
-		var err error
-		for batch := range items {
-			for _, it := range batch {
-				if err == nil {
-					err = checker.Add(it.tier, it.line, it.rec)
-				}
-			}
-		}
-		checkDone <- err
-	}()
 	tiers := make([]*capturedTier, len(specs))
 	for i, spec := range specs {
-		ct := &capturedTier{spec: spec, sorter: graph.NewSorter(share, tmp)}
+		ct := &capturedTier{spec: spec, sorted: capture.Iterator(i)}
 		tiers[i] = ct
+		sorter := capture.Tier(i)
 		g.Go(func() error {
 			src, wait, err := openSource(gctx, spec, stdin)
 			if err != nil {
@@ -224,19 +205,6 @@ func captureGraphs(ctx context.Context, specs []TierSpec, stdin io.Reader, memor
 			defer src.Close()
 			cr := &countingReader{r: src, p: p}
 			rd := graph.NewReader(cr, spec.Name)
-			batch := make([]checkItem, 0, checkBatch)
-			flush := func() error {
-				if len(batch) == 0 {
-					return nil
-				}
-				select {
-				case items <- batch:
-					batch = make([]checkItem, 0, checkBatch)
-					return nil
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
 			for {
 				rec, err := rd.Next()
 				if err == io.EOF {
@@ -249,41 +217,22 @@ func captureGraphs(ctx context.Context, specs []TierSpec, stdin io.Reader, memor
 					}
 					return fmt.Errorf("backup tier %s: read %s: %w", spec.Name, spec.Source, err)
 				}
-				if err := ct.sorter.Add(rec, rd.Line()); err != nil {
+				if err := sorter.Add(rec, rd.Line()); err != nil {
 					return err
 				}
-				// Records are allocated per line, so the checker may
-				// hold them after the reader has moved on.
-				batch = append(batch, checkItem{spec.Name, rd.Line(), rec})
-				if len(batch) == checkBatch {
-					if err := flush(); err != nil {
-						return err
-					}
+				if rd.Line()%1024 == 0 && gctx.Err() != nil {
+					return gctx.Err() // another tier failed
 				}
-			}
-			if err := flush(); err != nil {
-				return err
 			}
 			ct.bytes = cr.n.Load()
 			return wait()
 		})
 	}
-	err := g.Wait()
-	close(items)
-	if cerr := <-checkDone; err == nil {
-		err = cerr
-	}
-	if err != nil {
-		for _, ct := range tiers {
-			ct.sorter.Close()
-		}
+	if err := g.Wait(); err != nil {
+		capture.Close()
 		return nil, nil, err
 	}
-	report, err := checker.Finish()
-	if err != nil {
-		return nil, nil, err
-	}
-	return tiers, report, nil
+	return tiers, capture, nil
 }
 
 // parentTier returns the parent snapshot's tier of that name and format.
@@ -303,11 +252,7 @@ func parentTier(parent *Entry, name, format string) *Tier {
 // parent's state when the parent has the tier and its layers are below the
 // threshold, else as a fresh canonical base.
 func (a *archiver) storeGraphTier(ctx context.Context, ct *capturedTier, parent *Entry, maxLayers int) (*Tier, error) {
-	defer ct.sorter.Close()
-	sorted, err := ct.sorter.Sort()
-	if err != nil {
-		return nil, fmt.Errorf("sort tier %s: %w", ct.spec.Name, err)
-	}
+	sorted := ct.sorted
 	defer sorted.Close()
 	tier := &Tier{Name: ct.spec.Name, Format: FormatGraph, Source: ct.spec.Source, Bytes: ct.bytes}
 	a.bytesProcessed.Add(ct.bytes)

@@ -1,0 +1,236 @@
+package graph
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Capture sorts the tiers of one graph and checks their integrity while the
+// sorted records are read back, in one pass, for a backup that stores them.
+//
+// A Checker followed by a Sorter per tier does the work twice: the checker
+// sorts every node and relationship id on its own (and then joins them, on
+// one core, before anything can be stored), although the record sorts put
+// the same ids in the same order anyway. Capture sorts only the records and
+// the relationships' endpoints; Run merges the tiers' sorted records by id,
+// which finds ids defined twice (in one tier or across tiers), joins the
+// nodes with the sorted endpoints, which finds dangling relationships, and
+// hands each record on to its tier's Iterator as it goes. The check thus
+// runs alongside the store, and its report is ready when the last record
+// has been handed out. The report is the Checker's, word for word.
+//
+// Use: Tier(i).Add every record (one goroutine per tier may add at once),
+// then call Run in one goroutine while others drain Iterator(i) for every
+// tier. Records an Iterator returns carry Kind, ID, Line and Canonical only,
+// and an id defined twice reaches its Iterator once (the first definition:
+// the check reports the second), so each stream is in strict canonical order.
+type Capture struct {
+	// MaxProblems and MaxWarnings cap the report's lists as the Checker's.
+	MaxProblems, MaxWarnings int
+
+	tiers []*TierSorter
+	outs  []*captureIter
+	err   error // set before the outputs close
+	ran   bool
+}
+
+// TierSorter collects one tier's records for a Capture. It is not safe for
+// concurrent use; different tiers' TierSorters are.
+type TierSorter struct {
+	name   string
+	recs   *extSort // record items, see appendCaptureRecord
+	refs   *extSort // endpoint items, see appendCaptureRef
+	stats  *Stats
+	buf    []byte
+	labels []string
+}
+
+// Share of a tier's memory for its endpoint sort: a relationship record of
+// ~200 bytes has two endpoint items of ~60.
+const refShare = 4
+
+// NewCapture returns a Capture of the named tiers that holds up to memLimit
+// bytes of items in memory, spilling sorted runs to tmpDir.
+func NewCapture(names []string, memLimit int64, tmpDir string) *Capture {
+	c := &Capture{MaxProblems: 1000, MaxWarnings: 100}
+	share := memLimit / int64(max(len(names), 1))
+	for _, name := range names {
+		c.tiers = append(c.tiers, &TierSorter{
+			name:  name,
+			recs:  newExtSort(share-share/refShare, tmpDir, compareEncoded, prefixEncoded),
+			refs:  newExtSort(share/refShare, tmpDir, compareRelEntries, prefixEntry),
+			stats: newStats(),
+		})
+		c.outs = append(c.outs, &captureIter{c: c, ch: make(chan []Record, 16), gone: make(chan struct{})})
+	}
+	return c
+}
+
+// Tier returns the sorter of the i-th tier named to NewCapture.
+func (c *Capture) Tier(i int) *TierSorter { return c.tiers[i] }
+
+// Iterator returns the i-th tier's records in canonical order; they arrive
+// while Run runs. Close it to stop taking them (Run then drops the rest).
+func (c *Capture) Iterator(i int) Iterator { return c.outs[i] }
+
+// Close removes the temporary files of a Capture whose Run is never called.
+func (c *Capture) Close() error {
+	if !c.ran {
+		c.ran = true
+		for _, t := range c.tiers {
+			t.recs.discard()
+			t.refs.discard()
+		}
+	}
+	return nil
+}
+
+// Items of a Capture's record sort:
+//
+//	kind byte | str id | uvarint line | list sorted labels (nodes; rels 0) | canonical line
+//
+// (kind and id first, as the Sorter's items, so that they compare alike),
+// and of its endpoint sort:
+//
+//	str node id | uvarint line | end byte | list sorted labels | str relationship id | str type
+//
+// with str and list as in the Sorter's encoding.
+
+// Add adds a record read from line.
+func (t *TierSorter) Add(rec *Record, line int) error {
+	if rec.Tombstone {
+		return fmt.Errorf("check record: %s %s is a tombstone", rec.Kind, rec.ID)
+	}
+	b := append(t.buf[:0], byte(rec.Kind))
+	b = appendStr(b, rec.ID)
+	b = binary.AppendUvarint(b, uint64(line))
+	if rec.Kind == KindNode {
+		t.stats.Nodes++
+		for _, l := range rec.Labels {
+			t.stats.Labels[l]++
+		}
+		b = appendList(b, t.sortedLabels(rec.Labels))
+	} else {
+		t.stats.Relationships++
+		t.stats.Types[rec.Type]++
+		b = append(b, 0)
+	}
+	t.buf = append(b, rec.Canonical...)
+	if err := t.recs.add(t.buf); err != nil {
+		return fmt.Errorf("sort records: %w", err)
+	}
+	if rec.Kind != KindRelationship {
+		return nil
+	}
+	for end, id := range []string{rec.StartID, rec.EndID} {
+		labels := rec.StartLabels
+		if end == 1 {
+			labels = rec.EndLabels
+		}
+		b := appendStr(t.buf[:0], id)
+		b = binary.AppendUvarint(b, uint64(line))
+		b = append(b, byte(end))
+		b = appendList(b, t.sortedLabels(labels))
+		b = appendStr(b, rec.ID)
+		t.buf = appendStr(b, rec.Type)
+		if err := t.refs.add(t.buf); err != nil {
+			return fmt.Errorf("check record: %w", err)
+		}
+	}
+	return nil
+}
+
+// sortedLabels returns labels sorted (graphref compares them as sorted lists).
+// A missing list is encoded as an empty one, so that equal label sets
+// have equal bytes (graphref takes a missing list for an empty one).
+func (t *TierSorter) sortedLabels(l []string) []string {
+	t.labels = append(t.labels[:0], l...)
+	slices.Sort(t.labels)
+	if t.labels == nil {
+		t.labels = []string{}
+	}
+	return t.labels
+}
+
+// captureIter is one tier's output: batches of records from Run.
+type captureIter struct {
+	c    *Capture
+	ch   chan []Record
+	gone chan struct{} // closed by Close: Run drops this tier's records
+	once sync.Once
+	cur  []Record
+	i    int
+}
+
+func (it *captureIter) Next() (*Record, error) {
+	for it.i >= len(it.cur) {
+		b, ok := <-it.ch
+		if !ok {
+			if it.c.err != nil {
+				return nil, it.c.err
+			}
+			return nil, io.EOF
+		}
+		it.cur, it.i = b, 0
+	}
+	it.i++
+	return &it.cur[it.i-1], nil
+}
+
+func (it *captureIter) Close() error {
+	it.once.Do(func() { close(it.gone) })
+	return nil
+}
+
+// Run sorts what the tiers hold, merges them, checks the graph and hands
+// the records to the Iterators; it returns the check's report once every
+// record is out. An error (or ctx's end) reaches the Iterators too.
+func (c *Capture) Run(ctx context.Context) (rep *Report, err error) {
+	if c.ran {
+		return nil, errors.New("check graph: capture already ran")
+	}
+	c.ran = true
+	defer func() {
+		c.err = err
+		for _, o := range c.outs {
+			close(o.ch)
+		}
+	}()
+	m, err := c.open()
+	if err != nil {
+		return nil, fmt.Errorf("check graph: %w", err)
+	}
+	defer m.close()
+	if err := m.run(ctx); err != nil {
+		return nil, err
+	}
+	return m.finish(), nil
+}
+
+// open sorts every tier's records and endpoints, the tiers in parallel.
+func (c *Capture) open() (*captureMerge, error) {
+	m := &captureMerge{c: c, recs: make([]*mergeIter, len(c.tiers)), refs: make([]*mergeIter, len(c.tiers))}
+	var g errgroup.Group
+	for i, t := range c.tiers {
+		g.Go(func() (err error) {
+			if m.recs[i], err = t.recs.sorted(); err != nil {
+				t.refs.discard()
+				return err
+			}
+			m.refs[i], err = t.refs.sorted()
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		m.close()
+		return nil, err
+	}
+	return m, nil
+}

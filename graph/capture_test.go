@@ -1,0 +1,203 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// captureRun adds the tiers to a Capture and drains its Iterators while it
+// runs, returning each tier's records (as canonical lines) and the report.
+func captureRun(t *testing.T, c *Capture, names []string, tiers map[string][]*Record) ([][]string, *Report, error) {
+	t.Helper()
+	for i, name := range names {
+		for _, r := range tiers[name] {
+			if err := c.Tier(i).Add(r, r.Line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out := make([][]string, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i := range names {
+		wg.Go(func() {
+			it := c.Iterator(i)
+			defer it.Close()
+			var last *Record
+			for {
+				rec, err := it.Next()
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if last != nil && Compare(last, rec) >= 0 {
+					errs[i] = fmt.Errorf("tier %s: %s %s after %s %s", names[i], rec.Kind, rec.ID, last.Kind, last.ID)
+					return
+				}
+				last = rec
+				out[i] = append(out[i], string(rec.Canonical))
+			}
+		})
+	}
+	rep, err := c.Run(context.Background())
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil && err == nil {
+			err = e
+		}
+	}
+	return out, rep, err
+}
+
+// TestCaptureMatchesChecker holds the fused sort-and-check to the Checker
+// and the Sorter on random graphs full of duplicates, dangling endpoints
+// and label mismatches, with memory so small that every sort spills runs
+// (and merges them in passes).
+func TestCaptureMatchesChecker(t *testing.T) {
+	for _, seed := range []uint64{3, 11, 29} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			g := newRandGen(seed)
+			names := []string{"fast", "warm", "cold"}
+			tiers := map[string][]*Record{}
+			for _, tier := range names {
+				var lines []string
+				for range 700 {
+					lines = append(lines, g.line(500, 400))
+				}
+				tiers[tier] = readAll(t, strings.Join(lines, "\n"), tier)
+			}
+			dir := t.TempDir()
+			chk := NewChecker(4<<10, dir)
+			chk.MaxProblems, chk.MaxWarnings = 1<<20, 1<<20
+			for _, tier := range names {
+				for _, r := range tiers[tier] {
+					if err := chk.Add(tier, r.Line, r); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			want, err := chk.Finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			c := NewCapture(names, 12<<10, dir)
+			c.MaxProblems, c.MaxWarnings = 1<<20, 1<<20
+			out, got, err := captureRun(t, c, names, tiers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("temporary files left: %d", len(ents))
+			}
+			if got.OK != want.OK || got.ProblemCount != want.ProblemCount || got.WarningCount != want.WarningCount {
+				t.Fatalf("report: ok %v problems %d warnings %d, want %v %d %d", got.OK, got.ProblemCount, got.WarningCount,
+					want.OK, want.ProblemCount, want.WarningCount)
+			}
+			if want.ProblemCount < 50 || want.WarningCount == 0 {
+				t.Fatalf("test graph too clean: %d problems, %d warnings", want.ProblemCount, want.WarningCount)
+			}
+			problems := func(r *Report) []string {
+				var s []string
+				for _, p := range r.Problems {
+					s = append(s, fmt.Sprintf("%s %s:%d %s %s", p.Kind, p.Tier, p.Line, p.ID, p.Detail))
+				}
+				slices.Sort(s)
+				return s
+			}
+			if g, w := problems(got), problems(want); !slices.Equal(g, w) {
+				t.Errorf("problems differ:\n got %q\nwant %q", g[:min(3, len(g))], w[:min(3, len(w))])
+			}
+			if g, w := slices.Sorted(slices.Values(got.Warnings)), slices.Sorted(slices.Values(want.Warnings)); !slices.Equal(g, w) {
+				t.Errorf("warnings differ:\n got %q\nwant %q", g[:min(3, len(g))], w[:min(3, len(w))])
+			}
+			if fmt.Sprint(got.Stats.Total) != fmt.Sprint(want.Stats.Total) {
+				t.Errorf("total stats %+v, want %+v", got.Stats.Total, want.Stats.Total)
+			}
+			for _, tier := range names {
+				if fmt.Sprint(*got.Stats.Tiers[tier]) != fmt.Sprint(*want.Stats.Tiers[tier]) {
+					t.Errorf("tier %s stats %+v, want %+v", tier, *got.Stats.Tiers[tier], *want.Stats.Tiers[tier])
+				}
+			}
+
+			// Each tier's stream: its records in canonical order, each id
+			// once overall, from the first tier (then line) defining it.
+			seen := map[string]bool{}
+			for i, tier := range names {
+				recs := slices.Clone(tiers[tier])
+				slices.SortStableFunc(recs, Compare)
+				var wantLines []string
+				for _, r := range recs {
+					if k := r.Kind.String() + " " + r.ID; !seen[k] {
+						seen[k] = true
+						wantLines = append(wantLines, string(r.Canonical))
+					}
+				}
+				if !slices.Equal(out[i], wantLines) {
+					t.Errorf("tier %s: %d records out, want %d", tier, len(out[i]), len(wantLines))
+				}
+			}
+		})
+	}
+}
+
+// TestCaptureConsumerGone: a consumer that stops early does not stall Run,
+// and a cancelled Run ends every Iterator with its error.
+func TestCaptureConsumerGone(t *testing.T) {
+	g := newRandGen(5)
+	var lines []string
+	for range 2000 {
+		lines = append(lines, g.line(3000, 3000))
+	}
+	recs := readAll(t, strings.Join(lines, "\n"), "a")
+	names := []string{"a", "b"}
+
+	c := NewCapture(names, 8<<10, t.TempDir())
+	for _, r := range recs {
+		if err := c.Tier(0).Add(r, r.Line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Iterator(0).Close() // nobody reads tier a
+	if _, err := c.Run(context.Background()); err != nil {
+		t.Fatalf("run with a closed consumer: %v", err)
+	}
+	if _, err := c.Iterator(1).Next(); err != io.EOF {
+		t.Errorf("empty tier: %v, want EOF", err)
+	}
+
+	c = NewCapture(names, 8<<10, t.TempDir())
+	for _, r := range recs {
+		if err := c.Tier(0).Add(r, r.Line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Run(ctx); err != context.Canceled {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	for i := range names {
+		it := c.Iterator(i)
+		for {
+			if _, err := it.Next(); err != nil {
+				if err != context.Canceled {
+					t.Errorf("tier %s ends with %v, want the run's error", names[i], err)
+				}
+				break
+			}
+		}
+	}
+	if _, err := c.Run(context.Background()); err == nil {
+		t.Error("second Run succeeded")
+	}
+}
