@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
-	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -44,31 +44,33 @@ type Capture struct {
 // TierSorter collects one tier's records for a Capture. It is not safe for
 // concurrent use; different tiers' TierSorters are.
 type TierSorter struct {
-	name   string
-	recs   *extSort // record items, see appendCaptureRecord
-	refs   *extSort // endpoint items, see appendCaptureRef
-	stats  *Stats
-	buf    []byte
-	labels []string
+	name  string
+	recs  *extSort // record items (see Add)
+	refs  *extSort // endpoint items
+	stats *Stats
+	seed  maphash.Seed // the Capture's, for labelHash
+	buf   []byte
 }
 
 // Share of a tier's memory for its endpoint sort: a relationship record of
-// ~200 bytes has two endpoint items of ~60.
-const refShare = 4
+// ~200 bytes has two endpoint items of ~20, each with 48 bytes of overhead.
+const refShare = 3
 
 // NewCapture returns a Capture of the named tiers that holds up to memLimit
 // bytes of items in memory, spilling sorted runs to tmpDir.
 func NewCapture(names []string, memLimit int64, tmpDir string) *Capture {
 	c := &Capture{MaxProblems: 1000, MaxWarnings: 100}
 	share := memLimit / int64(max(len(names), 1))
+	seed := maphash.MakeSeed()
 	for _, name := range names {
 		c.tiers = append(c.tiers, &TierSorter{
 			name:  name,
 			recs:  newExtSort(share-share/refShare, tmpDir, compareEncoded, prefixEncoded),
 			refs:  newExtSort(share/refShare, tmpDir, compareRelEntries, prefixEntry),
 			stats: newStats(),
+			seed:  seed,
 		})
-		c.outs = append(c.outs, &captureIter{c: c, ch: make(chan []Record, 16), gone: make(chan struct{})})
+		c.outs = append(c.outs, &captureIter{c: c, ch: make(chan []Record, 4), gone: make(chan struct{})})
 	}
 	return c
 }
@@ -94,14 +96,17 @@ func (c *Capture) Close() error {
 
 // Items of a Capture's record sort:
 //
-//	kind byte | str id | uvarint line | list sorted labels (nodes; rels 0) | canonical line
+//	kind byte | str id | uvarint line | (nodes) 8-byte label hash | canonical line
 //
 // (kind and id first, as the Sorter's items, so that they compare alike),
 // and of its endpoint sort:
 //
-//	str node id | uvarint line | end byte | list sorted labels | str relationship id | str type
+//	str node id | uvarint line | end byte | 8-byte label hash
 //
-// with str and list as in the Sorter's encoding.
+// with str as in the Sorter's encoding. An endpoint names its relationship
+// only by tier and line: the words of a problem (the relationship's id and
+// type, its labels) come from the relationship's record when the merge
+// passes it, which is after every node, so the items stay small.
 
 // Add adds a record read from line.
 func (t *TierSorter) Add(rec *Record, line int) error {
@@ -116,11 +121,10 @@ func (t *TierSorter) Add(rec *Record, line int) error {
 		for _, l := range rec.Labels {
 			t.stats.Labels[l]++
 		}
-		b = appendList(b, t.sortedLabels(rec.Labels))
+		b = binary.LittleEndian.AppendUint64(b, labelHash(t.seed, rec.Labels))
 	} else {
 		t.stats.Relationships++
 		t.stats.Types[rec.Type]++
-		b = append(b, 0)
 	}
 	t.buf = append(b, rec.Canonical...)
 	if err := t.recs.add(t.buf); err != nil {
@@ -137,9 +141,7 @@ func (t *TierSorter) Add(rec *Record, line int) error {
 		b := appendStr(t.buf[:0], id)
 		b = binary.AppendUvarint(b, uint64(line))
 		b = append(b, byte(end))
-		b = appendList(b, t.sortedLabels(labels))
-		b = appendStr(b, rec.ID)
-		t.buf = appendStr(b, rec.Type)
+		t.buf = binary.LittleEndian.AppendUint64(b, labelHash(t.seed, labels))
 		if err := t.refs.add(t.buf); err != nil {
 			return fmt.Errorf("check record: %w", err)
 		}
@@ -147,16 +149,17 @@ func (t *TierSorter) Add(rec *Record, line int) error {
 	return nil
 }
 
-// sortedLabels returns labels sorted (graphref compares them as sorted lists).
-// A missing list is encoded as an empty one, so that equal label sets
-// have equal bytes (graphref takes a missing list for an empty one).
-func (t *TierSorter) sortedLabels(l []string) []string {
-	t.labels = append(t.labels[:0], l...)
-	slices.Sort(t.labels)
-	if t.labels == nil {
-		t.labels = []string{}
+// labelHash hashes a set of labels as graphref compares them, a sorted list:
+// the sum of the labels' hashes does not depend on their order and counts a
+// repeated label twice, without sorting anything. Two different lists hash
+// alike with a chance of about 2^-64, which would cost one warning (label
+// mismatches only warn).
+func labelHash(seed maphash.Seed, labels []string) uint64 {
+	var h uint64
+	for _, l := range labels {
+		h += maphash.String(seed, l)
 	}
-	return t.labels
+	return h
 }
 
 // captureIter is one tier's output: batches of records from Run.

@@ -3,8 +3,10 @@ package graph
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 )
 
@@ -21,33 +23,46 @@ type captureMerge struct {
 	have               bool
 	lastKind           Kind
 	lastTier, lastLine int
-	lastID, lastLabels []byte
+	lastID             []byte
+	lastHash           uint64
 	refsDone           bool // every endpoint has been joined
+	// problems and warnings still missing their relationship's words, by
+	// the relationship's tier and line (see pendKey)
+	pend map[uint64][]pending
 	// distinct ids
 	nodes, rels int64
 	dec         recordDecoder
 }
 
+// pending is a listed problem (or warning) waiting for its relationship.
+type pending struct {
+	warning    bool
+	idx        int // in the report's Problems (or Warnings)
+	end        byte
+	node       string
+	nodeLabels []string // sorted; warnings only
+}
+
+func pendKey(tier, line int) uint64 { return uint64(tier)<<40 | uint64(line) }
+
 // recCursor is a tier's current record item, decoded; its slices alias the
 // item, valid until the tier's stream advances.
 type recCursor struct {
-	ok     bool
-	kind   Kind
-	id     []byte
-	line   int
-	labels []byte // encoded sorted list
-	canon  []byte
+	ok    bool
+	kind  Kind
+	id    []byte
+	line  int
+	hash  uint64 // of a node's labels
+	canon []byte
 }
 
 // refCursor is a tier's current endpoint item, decoded likewise.
 type refCursor struct {
-	ok     bool
-	id     []byte
-	line   int
-	end    byte
-	labels []byte
-	relID  []byte
-	typ    []byte
+	ok   bool
+	id   []byte
+	line int
+	end  byte
+	hash uint64
 }
 
 // outBatch gathers records for one tier's Iterator.
@@ -95,15 +110,20 @@ func (m *captureMerge) run(ctx context.Context) error {
 				return err
 			}
 		}
+		if cur.kind == KindRelationship && len(m.pend) > 0 {
+			if err := m.fill(t, cur); err != nil {
+				return err
+			}
+		}
 		if m.have && cur.kind == m.lastKind && bytes.Equal(cur.id, m.lastID) {
 			m.duplicate(t, cur)
 		} else {
 			m.have, m.lastKind, m.lastTier, m.lastLine = true, cur.kind, t, cur.line
 			m.lastID = append(m.lastID[:0], cur.id...)
-			m.lastLabels = append(m.lastLabels[:0], cur.labels...)
+			m.lastHash = cur.hash
 			if cur.kind == KindNode {
 				m.nodes++
-				if err := m.join(cur.id); err != nil {
+				if err := m.join(cur); err != nil {
 					return err
 				}
 			} else {
@@ -121,6 +141,10 @@ func (m *captureMerge) run(ctx context.Context) error {
 		if err := m.join(nil); err != nil {
 			return err
 		}
+	}
+	if len(m.pend) > 0 {
+		// Every endpoint comes from a relationship record of its tier.
+		return fmt.Errorf("check graph: %d problems without their relationship record: %w", len(m.pend), errCorruptItem)
 	}
 	for t := range m.out {
 		if err := m.flush(ctx, t); err != nil {
@@ -180,16 +204,16 @@ func (m *captureMerge) nextRec(t int) error {
 	c.kind = Kind(item[0])
 	c.id = d.bytes()
 	c.line = int(d.uvarint())
-	start := d.b
-	if n := d.uvarint(); n > 0 {
-		for i := uint64(1); i < n && !d.err; i++ {
-			d.bytes()
+	c.hash = 0
+	if c.kind == KindNode && !d.err {
+		if len(d.b) < 8 {
+			return fmt.Errorf("sort records: %w", errCorruptItem)
 		}
+		c.hash, d.b = binary.LittleEndian.Uint64(d.b), d.b[8:]
 	}
 	if d.err {
 		return fmt.Errorf("sort records: %w", errCorruptItem)
 	}
-	c.labels = start[:len(start)-len(d.b)]
 	c.canon = d.b
 	c.ok = true
 	return nil
@@ -209,55 +233,51 @@ func (m *captureMerge) nextRef(t int) error {
 	d.b, d.err = item, false
 	c.id = d.bytes()
 	c.line = int(d.uvarint())
-	if len(d.b) == 0 {
+	if d.err || len(d.b) != 9 {
 		return fmt.Errorf("check graph: %w", errCorruptItem)
 	}
-	c.end, d.b = d.b[0], d.b[1:]
-	start := d.b
-	if n := d.uvarint(); n > 0 {
-		for i := uint64(1); i < n && !d.err; i++ {
-			d.bytes()
-		}
-	}
-	c.labels = start[:len(start)-len(d.b)]
-	c.relID = d.bytes()
-	c.typ = d.bytes()
-	if d.err {
-		return fmt.Errorf("check graph: %w", errCorruptItem)
-	}
+	c.end, c.hash = d.b[0], binary.LittleEndian.Uint64(d.b[1:])
 	c.ok = true
 	return nil
 }
 
-// join takes every endpoint up to node id: those before it name no node
-// (dangling), those at it are compared with its labels. A nil id takes them
-// all, as dangling.
-func (m *captureMerge) join(id []byte) error {
+// join takes every endpoint up to node's id: those before it name no node
+// (dangling), those at it are compared with its labels. A nil node takes
+// them all, as dangling.
+func (m *captureMerge) join(node *recCursor) error {
+	var nodeLabels []string // node's sorted labels, once a warning needs them
 	for {
 		r := m.minRef()
 		if r < 0 {
-			if id == nil {
+			if node == nil {
 				m.refsDone = true
 			}
 			return nil
 		}
 		e := &m.ref[r]
 		c := -1
-		if id != nil {
-			c = bytes.Compare(e.id, id)
+		if node != nil {
+			c = bytes.Compare(e.id, node.id)
 		}
 		if c > 0 {
 			return nil
 		}
-		if c < 0 {
+		switch {
+		case c < 0:
 			if m.countProblem() {
-				m.rep.Problems = append(m.rep.Problems, Problem{Tier: m.c.tiers[r].name, Line: e.line,
-					ID: string(e.relID), Kind: "dangling", Detail: fmt.Sprintf("relationship %s (%s) at %s: %s node %s does not exist",
-						e.relID, e.typ, m.where(r, e.line), endName(e.end), e.id)})
+				m.rep.Problems = append(m.rep.Problems, Problem{Tier: m.c.tiers[r].name, Line: e.line, Kind: "dangling"})
+				m.wait(r, e, pending{idx: len(m.rep.Problems) - 1})
 			}
-		} else if !bytes.Equal(e.labels, m.lastLabels) && m.countWarning() {
-			m.rep.Warnings = append(m.rep.Warnings, fmt.Sprintf("relationship %s at %s: %s labels %s differ from node %s's %s",
-				e.relID, m.where(r, e.line), endName(e.end), labelList(m.labelsOf(e.labels)), e.id, labelList(m.labelsOf(m.lastLabels))))
+		case e.hash != node.hash && m.countWarning():
+			if nodeLabels == nil {
+				rec, err := m.reparse(node.canon, r)
+				if err != nil {
+					return err
+				}
+				nodeLabels = sortedCopy(rec.Labels)
+			}
+			m.rep.Warnings = append(m.rep.Warnings, "")
+			m.wait(r, e, pending{warning: true, idx: len(m.rep.Warnings) - 1, nodeLabels: nodeLabels})
 		}
 		if err := m.nextRef(r); err != nil {
 			return err
@@ -265,10 +285,60 @@ func (m *captureMerge) join(id []byte) error {
 	}
 }
 
-// labelsOf decodes an encoded label list (only for a warning's words).
-func (m *captureMerge) labelsOf(b []byte) []string {
-	d := recordDecoder{b: b}
-	return d.list()
+// wait files a listed problem until its relationship's record comes by.
+func (m *captureMerge) wait(tier int, e *refCursor, p pending) {
+	if m.pend == nil {
+		m.pend = make(map[uint64][]pending)
+	}
+	p.end, p.node = e.end, string(e.id)
+	k := pendKey(tier, e.line)
+	m.pend[k] = append(m.pend[k], p)
+}
+
+// fill words the problems waiting for the relationship at cur.
+func (m *captureMerge) fill(t int, cur *recCursor) error {
+	k := pendKey(t, cur.line)
+	ps, ok := m.pend[k]
+	if !ok {
+		return nil
+	}
+	delete(m.pend, k)
+	rec, err := m.reparse(cur.canon, t)
+	if err != nil {
+		return err
+	}
+	where := m.where(t, cur.line)
+	for _, p := range ps {
+		if !p.warning {
+			pr := &m.rep.Problems[p.idx]
+			pr.ID = rec.ID
+			pr.Detail = fmt.Sprintf("relationship %s (%s) at %s: %s node %s does not exist", rec.ID, rec.Type, where, endName(p.end), p.node)
+			continue
+		}
+		labels := rec.StartLabels
+		if p.end == 1 {
+			labels = rec.EndLabels
+		}
+		m.rep.Warnings[p.idx] = fmt.Sprintf("relationship %s at %s: %s labels %s differ from node %s's %s",
+			rec.ID, where, endName(p.end), labelList(sortedCopy(labels)), p.node, labelList(p.nodeLabels))
+	}
+	return nil
+}
+
+// reparse reads a record back from its canonical line (only for the words
+// of a problem or warning).
+func (m *captureMerge) reparse(canon []byte, tier int) (*Record, error) {
+	rec, err := NewReader(bytes.NewReader(canon), m.c.tiers[tier].name).Next()
+	if err != nil {
+		return nil, fmt.Errorf("check graph: read back a sorted record: %w", err)
+	}
+	return rec, nil
+}
+
+func sortedCopy(l []string) []string {
+	c := append([]string{}, l...)
+	slices.Sort(c)
+	return c
 }
 
 // duplicate reports a second definition of the id merged last.
