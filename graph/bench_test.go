@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -147,6 +148,37 @@ func BenchmarkChecker(b *testing.B) {
 			}
 		}
 		if _, err := c.Finish(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start, n)
+}
+
+// BenchmarkCapture sorts and checks the warm tier with a 16 MiB memory
+// limit and reads it back, as a graph backup does (what BenchmarkSorter and
+// BenchmarkChecker did between them before graph.Capture).
+func BenchmarkCapture(b *testing.B) {
+	recs, n := benchRecords(b)
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuTime()
+	for i := 0; i < b.N; i++ {
+		c := NewCapture([]string{"warm"}, 16<<20, b.TempDir())
+		for _, r := range recs {
+			if err := c.Tier(0).Add(r, r.Line); err != nil {
+				b.Fatal(err)
+			}
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := WriteLines(io.Discard, c.Iterator(0))
+			done <- err
+		}()
+		if _, err := c.Run(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -32,6 +32,7 @@ type captureMerge struct {
 	// distinct ids
 	nodes, rels int64
 	dec         recordDecoder
+	rd          Reader // parses records back for reparse
 }
 
 // pending is a listed problem (or warning) waiting for its relationship.
@@ -67,6 +68,7 @@ type refCursor struct {
 
 // outBatch gathers records for one tier's Iterator.
 type outBatch struct {
+	last  int // bytes of canonical lines in the batch sent last
 	recs  []Record
 	ids   []byte
 	ends  []int
@@ -328,9 +330,10 @@ func (m *captureMerge) fill(t int, cur *recCursor) error {
 // reparse reads a record back from its canonical line (only for the words
 // of a problem or warning).
 func (m *captureMerge) reparse(canon []byte, tier int) (*Record, error) {
-	rec, err := NewReader(bytes.NewReader(canon), m.c.tiers[tier].name).Next()
-	if err != nil {
-		return nil, fmt.Errorf("check graph: read back a sorted record: %w", err)
+	m.rd.tier = m.c.tiers[tier].name
+	rec, reason := m.rd.parse(canon)
+	if reason != "" {
+		return nil, fmt.Errorf("check graph: read back a sorted record of tier %s: %s", m.rd.tier, reason)
 	}
 	return rec, nil
 }
@@ -374,7 +377,14 @@ func (m *captureMerge) forward(ctx context.Context, t int, cur *recCursor) error
 		}
 	}
 	if o.canon == nil {
-		o.canon = make([]byte, 0, max(outBytes, len(cur.canon)))
+		// Sized by the last batch: a batch usually ends at outRecords, and
+		// a buffer of outBytes for every one was mostly never touched
+		// (but allocated, zeroed and collected).
+		size := outBytes
+		if o.last > 0 {
+			size = min(outBytes, o.last+o.last/8)
+		}
+		o.canon = make([]byte, 0, max(size, len(cur.canon)))
 		o.recs = make([]Record, 0, outRecords)
 	}
 	start := len(o.canon)
@@ -399,6 +409,7 @@ func (m *captureMerge) flush(ctx context.Context, t int) error {
 		prev = o.ends[i]
 	}
 	recs := o.recs
+	o.last = len(o.canon)
 	o.recs, o.canon, o.ids, o.ends = nil, nil, o.ids[:0], o.ends[:0]
 	if err := ctx.Err(); err != nil {
 		return err // select would pick a ready send at random

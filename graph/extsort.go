@@ -32,7 +32,8 @@ type extSort struct {
 	compress bool
 	fanIn    int
 
-	blocks   [][]byte // packed items; reused after each spill
+	blocks   [][]byte // packed items
+	free     [][]byte // blocks of a spilled run, for the next
 	blockCap int
 	items    []itemRef
 	scratch  []itemRef // radixSort's other buffer
@@ -86,7 +87,13 @@ func (s *extSort) add(item []byte) error {
 	if n == 0 || len(s.blocks[n-1])+len(item) > cap(s.blocks[n-1]) {
 		// Items never straddle blocks; an item larger than a block gets
 		// one of its own.
-		s.blocks = append(s.blocks, make([]byte, 0, max(s.blockCap, len(item))))
+		var blk []byte
+		if k := len(s.free); k > 0 && len(item) <= s.blockCap {
+			blk, s.free = s.free[k-1], s.free[:k-1]
+		} else {
+			blk = make([]byte, 0, max(s.blockCap, len(item)))
+		}
+		s.blocks = append(s.blocks, blk)
 		n++
 	}
 	b := s.blocks[n-1]
@@ -137,17 +144,16 @@ func (s *extSort) spill() error {
 		return err
 	}
 	s.runs = append(s.runs, path)
-	// Keep the first block (the usual size) for the next run, drop the rest
-	// so that one huge item does not pin its block.
-	first := s.blocks[0]
-	if cap(first) > s.blockCap {
-		first = nil
+	// Keep the blocks of the usual size for the next run (it fills as many
+	// again: reallocating them was most of a sort's allocation), drop the
+	// others so that one huge item does not pin its block.
+	for _, b := range s.blocks {
+		if cap(b) == s.blockCap {
+			s.free = append(s.free, b[:0])
+		}
 	}
 	clear(s.blocks)
 	s.blocks = s.blocks[:0]
-	if first != nil {
-		s.blocks = append(s.blocks, first[:0])
-	}
 	s.items = s.items[:0]
 	s.held = 0
 	return nil
@@ -210,6 +216,7 @@ func (s *extSort) sorted() (*mergeIter, error) {
 		return nil, errors.New("sort items: already sorted")
 	}
 	s.done = true
+	s.free = nil
 	s.sortMemory()
 	// Merge in passes until few enough runs remain to open at once.
 	for len(s.runs) > s.fanIn {
@@ -289,7 +296,7 @@ func (s *extSort) removeRuns(paths []string) {
 // discard removes the run files of a sort that will not be merged.
 func (s *extSort) discard() {
 	s.removeRuns(s.runs)
-	s.runs, s.items, s.scratch, s.blocks, s.done = nil, nil, nil, nil, true
+	s.runs, s.items, s.scratch, s.blocks, s.free, s.done = nil, nil, nil, nil, nil, true
 }
 
 // source is one sorted input of a merge.
@@ -312,7 +319,7 @@ func (m *memSource) next() ([]byte, error) {
 }
 
 func (m *memSource) close() error {
-	m.s.items, m.s.scratch, m.s.blocks = nil, nil, nil
+	m.s.items, m.s.scratch, m.s.blocks, m.s.free = nil, nil, nil, nil
 	return nil
 }
 
