@@ -188,15 +188,23 @@ func (m *captureMerge) minRef() int {
 	return best
 }
 
-func (m *captureMerge) nextRec(t int) error {
-	item, err := m.recs[t].next()
-	c := &m.rec[t]
+// pull returns the next item of it; ok is false at its end.
+func pull(it *mergeIter, what string) (item []byte, ok bool, err error) {
+	item, err = it.next()
 	if err == io.EOF {
-		c.ok = false
-		return nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("sort records: %w", err)
+		return nil, false, fmt.Errorf("%s: %w", what, err)
+	}
+	return item, true, nil
+}
+
+func (m *captureMerge) nextRec(t int) error {
+	c := &m.rec[t]
+	item, ok, err := pull(m.recs[t], "sort records")
+	if c.ok = ok; !ok {
+		return err
 	}
 	if len(item) < 2 || item[0] > byte(KindRelationship) {
 		return fmt.Errorf("sort records: %w", errCorruptItem)
@@ -217,19 +225,14 @@ func (m *captureMerge) nextRec(t int) error {
 		return fmt.Errorf("sort records: %w", errCorruptItem)
 	}
 	c.canon = d.b
-	c.ok = true
 	return nil
 }
 
 func (m *captureMerge) nextRef(t int) error {
-	item, err := m.refs[t].next()
 	c := &m.ref[t]
-	if err == io.EOF {
-		c.ok = false
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("check graph: %w", err)
+	item, ok, err := pull(m.refs[t], "check graph")
+	if c.ok = ok; !ok {
+		return err
 	}
 	d := &m.dec
 	d.b, d.err = item, false
@@ -239,7 +242,6 @@ func (m *captureMerge) nextRef(t int) error {
 		return fmt.Errorf("check graph: %w", errCorruptItem)
 	}
 	c.end, c.hash = d.b[0], binary.LittleEndian.Uint64(d.b[1:])
-	c.ok = true
 	return nil
 }
 

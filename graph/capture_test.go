@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -69,26 +68,12 @@ func TestCaptureMatchesChecker(t *testing.T) {
 			names := []string{"fast", "warm", "cold"}
 			tiers := map[string][]*Record{}
 			for _, tier := range names {
-				var lines []string
-				for range 700 {
-					lines = append(lines, g.line(500, 400))
-				}
-				tiers[tier] = readAll(t, strings.Join(lines, "\n"), tier)
+				tiers[tier] = g.records(t, 700, 500, 400, tier)
 			}
 			dir := t.TempDir()
 			chk := NewChecker(4<<10, dir)
 			chk.MaxProblems, chk.MaxWarnings = 1<<20, 1<<20
-			for _, tier := range names {
-				for _, r := range tiers[tier] {
-					if err := chk.Add(tier, r.Line, r); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			want, err := chk.Finish()
-			if err != nil {
-				t.Fatal(err)
-			}
+			want := checkTiers(t, chk, names, tiers)
 
 			c := NewCapture(names, 12<<10, dir)
 			c.MaxProblems, c.MaxWarnings = 1<<20, 1<<20
@@ -153,12 +138,7 @@ func TestCaptureMatchesChecker(t *testing.T) {
 // TestCaptureConsumerGone: a consumer that stops early does not stall Run,
 // and a cancelled Run ends every Iterator with its error.
 func TestCaptureConsumerGone(t *testing.T) {
-	g := newRandGen(5)
-	var lines []string
-	for range 2000 {
-		lines = append(lines, g.line(3000, 3000))
-	}
-	recs := readAll(t, strings.Join(lines, "\n"), "a")
+	recs := newRandGen(5).records(t, 2000, 3000, 3000, "a")
 	names := []string{"a", "b"}
 
 	c := NewCapture(names, 8<<10, t.TempDir())

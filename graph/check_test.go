@@ -107,28 +107,15 @@ func TestCheckerDuplicateRelationshipAndCaps(t *testing.T) {
 func TestCheckerRandom(t *testing.T) {
 	g := newRandGen(3)
 	tiers := map[string][]*Record{}
-	for _, tier := range []string{"fast", "warm", "cold"} {
-		var lines []string
-		for range 700 {
-			lines = append(lines, g.line(500, 400))
-		}
-		tiers[tier] = readAll(t, strings.Join(lines, "\n"), tier)
+	names := []string{"fast", "warm", "cold"}
+	for _, tier := range names {
+		tiers[tier] = g.records(t, 700, 500, 400, tier)
 	}
 	dir := t.TempDir()
 	c := NewChecker(4<<10, dir)
 	c.MaxProblems = 1 << 20
 	c.MaxWarnings = 1 << 20
-	for _, tier := range []string{"fast", "warm", "cold"} {
-		for _, r := range tiers[tier] {
-			if err := c.Add(tier, r.Line, r); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	rep, err := c.Finish()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := checkTiers(t, c, names, tiers)
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("temporary files left: %d", len(ents))
 	}

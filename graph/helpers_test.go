@@ -182,3 +182,30 @@ func canonicalLines(recs []*Record) string {
 func describe(r *Record) string {
 	return fmt.Sprintf("%s %q line %d", r.Kind, r.ID, r.Line)
 }
+
+// records reads n random lines (ids among nodes and rels) as tier.
+func (g *randGen) records(t testing.TB, n, nodes, rels int, tier string) []*Record {
+	t.Helper()
+	lines := make([]string, n)
+	for i := range lines {
+		lines[i] = g.line(nodes, rels)
+	}
+	return readAll(t, strings.Join(lines, "\n"), tier)
+}
+
+// checkTiers adds the tiers to c in the order of names and finishes it.
+func checkTiers(t testing.TB, c *Checker, names []string, tiers map[string][]*Record) *Report {
+	t.Helper()
+	for _, tier := range names {
+		for _, r := range tiers[tier] {
+			if err := c.Add(tier, r.Line, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rep, err := c.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}

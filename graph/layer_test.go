@@ -63,12 +63,7 @@ func roundTrip(t *testing.T, recs []*Record) Iterator {
 }
 
 func TestDiffApply(t *testing.T) {
-	g := newRandGen(10)
-	var lines []string
-	for range 2000 {
-		lines = append(lines, g.line(1000, 1000))
-	}
-	states := [][]*Record{sortedState(readAll(t, strings.Join(lines, "\n"), "t"))}
+	states := [][]*Record{sortedState(newRandGen(10).records(t, 2000, 1000, 1000, "t"))}
 	var layers [][]*Record
 	for i := range 4 {
 		next := mutate(t, states[i], uint64(i+20))

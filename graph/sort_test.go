@@ -11,12 +11,7 @@ import (
 // TestSorterSpills sorts random records with tiny memory limits, forcing many
 // runs (and merge passes), and compares with a stable in-memory sort.
 func TestSorterSpills(t *testing.T) {
-	g := newRandGen(1)
-	var lines []string
-	for range 3000 {
-		lines = append(lines, g.line(400, 300))
-	}
-	recs := readAll(t, strings.Join(lines, "\n"), "t")
+	recs := newRandGen(1).records(t, 3000, 400, 300, "t")
 	want := slices.Clone(recs)
 	slices.SortStableFunc(want, Compare) // equal keys stay in input order
 
