@@ -349,17 +349,32 @@ func (s *extSort) openRun(path string) (*fileSource, error) {
 	return src, nil
 }
 
+// next returns the next item. An item that fits in the read buffer is
+// returned in place (valid until the next call, as promised), not copied.
 func (f *fileSource) next() ([]byte, error) {
-	n, err := binary.ReadUvarint(f.br)
-	if err != nil {
+	hdr, err := f.br.Peek(binary.MaxVarintLen64)
+	if len(hdr) == 0 {
 		if err == io.EOF {
 			return nil, io.EOF
 		}
 		return nil, fmt.Errorf("read sort run: %w", err)
 	}
+	n, k := binary.Uvarint(hdr)
+	if k <= 0 {
+		return nil, fmt.Errorf("read sort run: %w", errCorruptItem)
+	}
 	if n > maxItem {
 		return nil, fmt.Errorf("read sort run: item of %d bytes", n)
 	}
+	if total := k + int(n); total <= f.br.Size() {
+		b, err := f.br.Peek(total)
+		if err != nil {
+			return nil, fmt.Errorf("read sort run: %w", io.ErrUnexpectedEOF)
+		}
+		f.br.Discard(total) // the peeked bytes stay put until the next read
+		return b[k:], nil
+	}
+	f.br.Discard(k)
 	if uint64(cap(f.buf)) < n {
 		f.buf = make([]byte, n)
 	}

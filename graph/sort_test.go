@@ -1,6 +1,8 @@
 package graph
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -125,5 +127,40 @@ func TestSorterEmpty(t *testing.T) {
 	}
 	if got := drain(t, it); len(got) != 0 {
 		t.Fatalf("got %d records", len(got))
+	}
+}
+
+// TestSorterLargeItems spills records larger than a run's read buffer
+// (32 KiB), which the merge reads by copying rather than in place.
+func TestSorterLargeItems(t *testing.T) {
+	var lines []string
+	for i := range 60 {
+		bio := strings.Repeat(fmt.Sprintf("word%d ", i), 1000+(i%7)*2000) // 7–90 KB
+		lines = append(lines, fmt.Sprintf(`{"type":"node","id":"n%d","properties":{"bio":%q}}`, (i*37)%60, bio))
+	}
+	recs := readAll(t, strings.Join(lines, "\n"), "t")
+	s := NewSorter(128<<10, t.TempDir())
+	for i, r := range recs {
+		if err := s.Add(r, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(s.ext.runs) < 5 {
+		t.Fatalf("only %d runs spilled", len(s.ext.runs))
+	}
+	it, err := s.Sort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := drain(t, it)
+	want := slices.Clone(recs)
+	slices.SortStableFunc(want, Compare)
+	if len(got) != len(want) {
+		t.Fatalf("got %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || !bytes.Equal(got[i].Canonical, want[i].Canonical) {
+			t.Fatalf("record %d: %s (%d bytes), want %s (%d bytes)", i, got[i].ID, len(got[i].Canonical), want[i].ID, len(want[i].Canonical))
+		}
 	}
 }
