@@ -14,19 +14,40 @@ import (
 	"github.com/strata-backup/strata/graphgen"
 )
 
-// benchGraph is the warm tier of a 200,000-node graphgen graph (~59 MB),
-// generated once per test binary.
-var benchGraph = sync.OnceValues(func() ([]byte, error) {
+// warmTier generates a graphgen graph of nodes nodes and returns its warm
+// tier.
+func warmTier(nodes int) ([]byte, error) {
 	dir, err := os.MkdirTemp("", "graph-bench-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if _, err := graphgen.WriteDir(dir, graphgen.Options{Nodes: 200000, Seed: 1}); err != nil {
+	if _, err := graphgen.WriteDir(dir, graphgen.Options{Nodes: nodes, Seed: 1}); err != nil {
 		return nil, err
 	}
 	return os.ReadFile(filepath.Join(dir, "warm.jsonl"))
-})
+}
+
+// benchGraph is the warm tier of a 200,000-node graphgen graph (~59 MB),
+// generated once per test binary; smallBenchGraph of 20,000 nodes (~6 MB).
+var (
+	benchGraph      = sync.OnceValues(func() ([]byte, error) { return warmTier(200000) })
+	smallBenchGraph = sync.OnceValues(func() ([]byte, error) { return warmTier(20000) })
+)
+
+// readAllLines parses data to the end, as a tier's reader does.
+func readAllLines(b *testing.B, data []byte) {
+	r := NewReader(bytes.NewReader(data), "warm")
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
 
 func loadBenchGraph(b *testing.B) []byte {
 	data, err := benchGraph()
@@ -63,16 +84,7 @@ func BenchmarkReader(b *testing.B) {
 	b.ResetTimer()
 	start := cpuTime()
 	for i := 0; i < b.N; i++ {
-		r := NewReader(bytes.NewReader(data), "warm")
-		for {
-			_, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
+		readAllLines(b, data)
 	}
 	reportCPU(b, start, len(data))
 }

@@ -86,15 +86,18 @@ func keyPrefix(k []byte) uint64 { return bytesPrefix(k) }
 // canonicalizer holds the scratch buffers reused from line to line, so that a
 // steady stream of lines allocates nothing here.
 type canonicalizer struct {
-	in     []byte
-	pos    int
-	out    []byte
-	spans  []member // stack of members of the open objects
-	keys   []byte   // arena for keys that had escapes
-	dec    []byte   // scratch for decoding an escaped string
-	tmp    []byte   // scratch for reordering object members
-	num    []byte   // scratch for decimal digits
-	depth  int
+	in    []byte
+	pos   int
+	out   []byte
+	spans []member // stack of members of the open objects
+	keys  []byte   // arena for keys that had escapes
+	dec   []byte   // scratch for decoding an escaped string
+	tmp   []byte   // scratch for reordering object members
+	num   []byte   // scratch for decimal digits
+	depth int
+	// outer is the depth around the outermost object: 0, or 1 when the
+	// fast path (parse_fast.go) parses only a record's "properties".
+	outer  int
 	reason string // why the last parse failed
 	// topSorted: the outermost object's members were already in order, so
 	// out is canonical as it stands.
@@ -108,7 +111,7 @@ type canonicalizer struct {
 func (c *canonicalizer) canonicalize(line []byte) bool {
 	c.in, c.pos = line, 0
 	c.out, c.spans, c.keys = c.out[:0], c.spans[:0], c.keys[:0]
-	c.depth, c.reason, c.topSorted = 0, "", true
+	c.depth, c.outer, c.reason, c.topSorted = 0, 0, "", true
 	if !c.value() {
 		return false
 	}
@@ -293,7 +296,7 @@ func (c *canonicalizer) object() bool {
 	}
 	c.out = append(c.out, '}')
 	c.depth--
-	if c.depth == 0 {
+	if c.depth == c.outer {
 		// The outermost object: its members stay for the record extraction,
 		// and appendTo writes them in order straight into the record's own
 		// buffer, which saves rewriting the whole line here.

@@ -30,7 +30,11 @@ type Reader struct {
 
 // NewReader returns a Reader of r; tier names the tier in errors.
 func NewReader(r io.Reader, tier string) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 256<<10), tier: tier}
+	rd := &Reader{br: bufio.NewReaderSize(r, 256<<10), tier: tier}
+	// A stream's records come from slabs (see arena); a LineParser's
+	// zero Reader allocates each on its own.
+	rd.ext.mem.on = true
+	return rd
 }
 
 // Line returns the number of the line last read (1-based, blank lines
@@ -90,6 +94,18 @@ func (r *Reader) parse(line []byte) (*Record, string) {
 	if !utf8.Valid(line) {
 		return nil, notUTF8(line)
 	}
+	// Most lines are in one of the shapes APOC writes, which the fast
+	// path takes; it leaves everything else, errors included, to
+	// parseGeneral.
+	if rec, ok := r.parseFast(line); ok {
+		return rec, ""
+	}
+	return r.parseGeneral(line)
+}
+
+// parseGeneral is parse for any valid UTF-8 line: canonicalise, then check
+// the record rules on the canonical members.
+func (r *Reader) parseGeneral(line []byte) (*Record, string) {
 	c := &r.canon
 	if !c.canonicalize(line) {
 		return nil, "invalid JSON (" + c.reason + ")"
@@ -98,7 +114,7 @@ func (r *Reader) parse(line []byte) (*Record, string) {
 	if reason != "" {
 		return nil, reason
 	}
-	rec.Canonical = c.appendTo(make([]byte, 0, len(c.out)))
+	rec.Canonical = c.appendTo(r.ext.mem.bytes(len(c.out)))
 	return rec, ""
 }
 

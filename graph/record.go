@@ -181,6 +181,7 @@ type extractor struct {
 	recent   [64]internEntry
 	strs     []byte // scratch for the record's string fields
 	scratch  []byte
+	mem      arena // where records and their strings are allocated
 }
 
 type internEntry struct {
@@ -239,48 +240,49 @@ func (x *extractor) record(c *canonicalizer, tombstones bool) (*Record, string) 
 			end = v
 		}
 	}
-	rec := &Record{}
+	var kind Kind
 	switch string(typ) {
 	case `"node"`:
-		rec.Kind = KindNode
+		kind = KindNode
 	case `"relationship"`:
-		rec.Kind = KindRelationship
+		kind = KindRelationship
 	case `"detach"`:
 		if !tombstones {
 			return nil, reasonType
 		}
-		rec.Kind = KindDetach
+		kind = KindDetach
 	default:
 		return nil, reasonType
 	}
 	if len(id) < 3 || id[0] != '"' {
 		return nil, reasonID
 	}
-	if rec.Kind == KindDetach {
+	if kind == KindDetach {
 		if len(ms) != 2 {
 			return nil, reasonDetach
 		}
-		rec.Tombstone = true
-		rec.ID = string(x.decode(id))
+		rec := x.mem.record()
+		rec.Kind, rec.Tombstone, rec.ID = kind, true, x.mem.string(x.decode(id))
 		return rec, ""
 	}
 	if tombstones && len(ms) == 3 && string(tomb) == "true" {
-		rec.Tombstone = true
-		rec.ID = string(x.decode(id))
+		rec := x.mem.record()
+		rec.Kind, rec.Tombstone, rec.ID = kind, true, x.mem.string(x.decode(id))
 		return rec, ""
 	}
 	if hasProps && props[0] != '{' {
 		return nil, reasonProperties
 	}
-	if rec.Kind == KindNode {
+	if kind == KindNode {
+		var l []string
 		if hasLabels {
-			l, ok := x.stringList(labels)
-			if !ok {
+			var ok bool
+			if l, ok = x.stringList(labels); !ok {
 				return nil, reasonLabels
 			}
-			rec.Labels = l
 		}
-		rec.ID = string(x.decode(id))
+		rec := x.mem.record()
+		rec.Kind, rec.Labels, rec.ID = kind, l, x.mem.string(x.decode(id))
 		return rec, ""
 	}
 	if len(label) < 3 || label[0] != '"' {
@@ -294,16 +296,19 @@ func (x *extractor) record(c *canonicalizer, tombstones bool) (*Record, string) 
 	if reason != "" {
 		return nil, reason
 	}
+	rec := x.mem.record()
+	rec.Kind = kind
 	rec.StartLabels, rec.EndLabels = startLabels, endLabels
 	rec.Type = x.internType(label)
-	// One allocation for the three ids.
+	// One string for the three ids (decode reuses its scratch buffer, so
+	// they are gathered in x.strs first).
 	s := append(x.strs[:0], x.decode(id)...)
 	n1 := len(s)
 	s = append(s, x.decode(startID)...)
 	n2 := len(s)
 	s = append(s, x.decode(endID)...)
 	x.strs = s
-	all := string(s)
+	all := x.mem.string(s)
 	rec.ID, rec.StartID, rec.EndID = all[:n1], all[n1:n2], all[n2:]
 	return rec, ""
 }
