@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-backup/strata/graph"
 	"github.com/strata-backup/strata/repo"
@@ -115,11 +118,29 @@ func RestoreSnapshot(ctx context.Context, r *repo.Repository, e Entry, opts Snap
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		n, err := writeGraphTier(name, ps.Tiers[name], opts)
+	// Each tier's state is its own stream (its base, layers and delta), so
+	// tiers are written side by side, one per core: one at a time, a single
+	// goroutine parsed every line while the loaders left a core idle.
+	type written struct {
+		n   int64
+		err error
+	}
+	outs := make([]written, len(names))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, name := range names {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				outs[i].err = err
+				return nil
+			}
+			outs[i].n, outs[i].err = writeGraphTier(name, ps.Tiers[name], opts)
+			return nil
+		})
+	}
+	g.Wait()
+	for i, name := range names {
+		n, err := outs[i].n, outs[i].err
 		if err != nil {
 			res.Failed = append(res.Failed, FileError{Path: "tier " + name, Err: err})
 			opts.Progress.Warn("tier "+name, err)
