@@ -238,7 +238,7 @@ func Backup(ctx context.Context, r *repo.Repository, opts BackupOptions) (*Backu
 	sort.Slice(sn.Tiers, func(i, j int) bool { return sn.Tiers[i].Name < sn.Tiers[j].Name })
 	applyStats(sn.Tiers, report)
 	if sn.Cut != nil && len(captured) > 0 {
-		cutReport, err := judgeCut(ctx, r, sn, opts)
+		cutReport, err := judgeCut(ctx, r, sn, opts, report)
 		if cutReport != nil {
 			report = cutReport
 		}
