@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/strata-backup/strata/backend"
+	"github.com/strata-backup/strata/backend/fault"
 	"github.com/strata-backup/strata/oplog"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/repotest"
@@ -174,7 +177,14 @@ func TestSynthesizeFold(t *testing.T) {
 // and no log to replay them, the check waits (Checked false).
 func TestEmptyCutWindow(t *testing.T) {
 	ctx := context.Background()
-	r := repotest.New(t)
+	var packLoads atomic.Int64
+	// A fault store without faults: it only counts the pack loads.
+	r := repotest.NewOn(t, fault.Flaky(backend.OpenMem(), fault.FlakyOptions{
+		OnCall: func(op fault.Op, k string) {
+			if op == fault.OpLoad && strings.HasPrefix(k, "data/") {
+				packLoads.Add(1)
+			}
+		}}))
 	dir := t.TempDir()
 	clean := filepath.Join(dir, "clean.jsonl")
 	repotest.WriteFile(t, clean, []byte(`{"type":"node","id":"a"}`+"\n"+`{"type":"node","id":"b"}`+"\n"))
@@ -195,6 +205,9 @@ func TestEmptyCutWindow(t *testing.T) {
 	}
 	if tier := res.Snapshot.Tiers[0]; tier.Nodes != 2 {
 		t.Errorf("empty window: %d nodes recorded, want 2", tier.Nodes)
+	}
+	if n := packLoads.Load(); n != 0 {
+		t.Errorf("empty window: the backup read %d packs back to check them again", n)
 	}
 
 	if _, err := backup(dangling, 5, 5); !errors.Is(err, snapshot.ErrIntegrity) {
