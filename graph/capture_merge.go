@@ -268,11 +268,11 @@ func (m *captureMerge) join(node *recCursor) error {
 		}
 		switch {
 		case c < 0:
-			if m.countProblem() {
+			if m.rep.roomForProblem(m.c.MaxProblems) {
 				m.rep.Problems = append(m.rep.Problems, Problem{Tier: m.c.tiers[r].name, Line: e.line, Kind: "dangling"})
 				m.wait(r, e, pending{idx: len(m.rep.Problems) - 1})
 			}
-		case e.hash != node.hash && m.countWarning():
+		case e.hash != node.hash && m.rep.roomForWarning(m.c.MaxWarnings):
 			if nodeLabels == nil {
 				rec, err := m.reparse(node.canon, r)
 				if err != nil {
@@ -348,7 +348,7 @@ func sortedCopy(l []string) []string {
 
 // duplicate reports a second definition of the id merged last.
 func (m *captureMerge) duplicate(t int, cur *recCursor) {
-	if !m.countProblem() {
+	if !m.rep.roomForProblem(m.c.MaxProblems) {
 		return
 	}
 	m.rep.Problems = append(m.rep.Problems, Problem{Tier: m.c.tiers[t].name, Line: cur.line,
@@ -358,16 +358,6 @@ func (m *captureMerge) duplicate(t int, cur *recCursor) {
 
 func (m *captureMerge) where(tier, line int) string {
 	return m.c.tiers[tier].name + ":" + strconv.Itoa(line)
-}
-
-func (m *captureMerge) countProblem() bool {
-	m.rep.ProblemCount++
-	return len(m.rep.Problems) < m.c.MaxProblems
-}
-
-func (m *captureMerge) countWarning() bool {
-	m.rep.WarningCount++
-	return len(m.rep.Warnings) < m.c.MaxWarnings
 }
 
 // forward adds the record to its tier's batch, sending the batch when full.
@@ -428,32 +418,15 @@ func (m *captureMerge) flush(ctx context.Context, t int) error {
 
 // finish completes the check's report.
 func (m *captureMerge) finish() *Report {
-	r := &m.rep
-	r.OK = r.ProblemCount == 0
-	if r.Problems == nil {
-		r.Problems = []Problem{}
-	}
-	r.Stats = CheckStats{Tiers: map[string]*Stats{}, Total: *newStats()}
+	tiers := map[string]*Stats{}
 	for _, t := range m.c.tiers {
-		if st, ok := r.Stats.Tiers[t.name]; ok {
+		if st, ok := tiers[t.name]; ok {
 			// A name given twice is one tier, as the Checker counts it.
 			addStats(st, t.stats)
 		} else {
-			r.Stats.Tiers[t.name] = t.stats
+			tiers[t.name] = t.stats
 		}
-		addStats(&r.Stats.Total, t.stats)
 	}
-	r.Stats.Total.Nodes, r.Stats.Total.Relationships = m.nodes, m.rels
-	return r
-}
-
-func addStats(dst, src *Stats) {
-	dst.Nodes += src.Nodes
-	dst.Relationships += src.Relationships
-	for k, v := range src.Labels {
-		dst.Labels[k] += v
-	}
-	for k, v := range src.Types {
-		dst.Types[k] += v
-	}
+	m.rep.finish(tiers, m.nodes, m.rels)
+	return &m.rep
 }

@@ -213,21 +213,47 @@ func (c *Checker) Malformed(tier string, line int, reason string) {
 }
 
 func (c *Checker) problem(p Problem) {
-	if c.countProblem() {
+	if c.report.roomForProblem(c.MaxProblems) {
 		c.report.Problems = append(c.report.Problems, p)
 	}
 }
 
-// countProblem counts a problem and reports whether the list has room for
-// it, so that problems beyond the cap cost no formatting.
-func (c *Checker) countProblem() bool {
-	c.report.ProblemCount++
-	return len(c.report.Problems) < c.MaxProblems
+// roomForProblem counts a problem and reports whether the list, capped at
+// max, has room for it, so that problems beyond the cap cost no formatting.
+func (r *Report) roomForProblem(max int) bool {
+	r.ProblemCount++
+	return len(r.Problems) < max
 }
 
-func (c *Checker) countWarning() bool {
-	c.report.WarningCount++
-	return len(c.report.Warnings) < c.MaxWarnings
+// roomForWarning is roomForProblem for warnings.
+func (r *Report) roomForWarning(max int) bool {
+	r.WarningCount++
+	return len(r.Warnings) < max
+}
+
+// finish completes a report: the verdict, and the stats of the tiers with
+// their sums, where the node and relationship totals are the distinct ids.
+func (r *Report) finish(tiers map[string]*Stats, nodes, rels int64) {
+	r.OK = r.ProblemCount == 0
+	if r.Problems == nil {
+		r.Problems = []Problem{}
+	}
+	r.Stats = CheckStats{Tiers: tiers, Total: *newStats()}
+	for _, st := range tiers {
+		addStats(&r.Stats.Total, st)
+	}
+	r.Stats.Total.Nodes, r.Stats.Total.Relationships = nodes, rels
+}
+
+func addStats(dst, src *Stats) {
+	dst.Nodes += src.Nodes
+	dst.Relationships += src.Relationships
+	for k, v := range src.Labels {
+		dst.Labels[k] += v
+	}
+	for k, v := range src.Types {
+		dst.Types[k] += v
+	}
 }
 
 // Close removes the temporary files of a Checker whose Finish is never
@@ -303,22 +329,8 @@ func (c *Checker) Finish() (*Report, error) {
 	if err := c.duplicateRels(); err != nil {
 		return nil, fmt.Errorf("check graph: %w", err)
 	}
-	r := &c.report
-	r.OK = r.ProblemCount == 0
-	if r.Problems == nil {
-		r.Problems = []Problem{}
-	}
-	r.Stats = CheckStats{Tiers: c.stats, Total: *newStats()}
-	r.Stats.Total.Nodes, r.Stats.Total.Relationships = c.distinctNodes, c.distinctRels
-	for _, st := range c.stats {
-		for k, v := range st.Labels {
-			r.Stats.Total.Labels[k] += v
-		}
-		for k, v := range st.Types {
-			r.Stats.Total.Types[k] += v
-		}
-	}
-	return r, nil
+	c.report.finish(c.stats, c.distinctNodes, c.distinctRels)
+	return &c.report, nil
 }
 
 // joinNodes walks node definitions and endpoint references grouped by id:
@@ -360,19 +372,19 @@ func (c *Checker) joinNodes() error {
 			firstTier, firstLine, firstLabels = e.tier, e.line, e.labels
 			c.distinctNodes++
 		case e.class == classNode:
-			if c.countProblem() {
+			if c.report.roomForProblem(c.MaxProblems) {
 				c.report.Problems = append(c.report.Problems, Problem{Tier: c.tiers[e.tier], Line: e.line,
 					ID: string(e.id), Kind: "duplicate", Detail: fmt.Sprintf("node %s defined at %s and %s",
 						e.id, c.where(firstTier, firstLine), c.where(e.tier, e.line))})
 			}
 		case !defined:
-			if c.countProblem() {
+			if c.report.roomForProblem(c.MaxProblems) {
 				c.report.Problems = append(c.report.Problems, Problem{Tier: c.tiers[e.tier], Line: e.line,
 					ID: string(e.relID), Kind: "dangling", Detail: fmt.Sprintf("relationship %s (%s) at %s: %s node %s does not exist",
 						e.relID, e.typ, c.where(e.tier, e.line), endName(e.end), e.id)})
 			}
 		case !slices.Equal(e.labels, firstLabels):
-			if c.countWarning() {
+			if c.report.roomForWarning(c.MaxWarnings) {
 				c.report.Warnings = append(c.report.Warnings, fmt.Sprintf("relationship %s at %s: %s labels %s differ from node %s's %s",
 					e.relID, c.where(e.tier, e.line), endName(e.end), labelList(e.labels), e.id, labelList(firstLabels)))
 			}
@@ -403,7 +415,7 @@ func (c *Checker) duplicateRels() error {
 			return err
 		}
 		if cur != nil && bytes.Equal(e.id, cur) {
-			if c.countProblem() {
+			if c.report.roomForProblem(c.MaxProblems) {
 				c.report.Problems = append(c.report.Problems, Problem{Tier: c.tiers[e.tier], Line: e.line,
 					ID: string(e.id), Kind: "duplicate", Detail: fmt.Sprintf("relationship %s defined at %s and %s",
 						e.id, c.where(firstTier, firstLine), c.where(e.tier, e.line))})
