@@ -3,7 +3,6 @@ package mirror_test
 import (
 	"bytes"
 	"context"
-	"github.com/strata-backup/strata/oplog/oplogtest"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/strata-backup/strata/chunk"
 	"github.com/strata-backup/strata/mirror"
 	"github.com/strata-backup/strata/oplog"
+	"github.com/strata-backup/strata/oplog/oplogtest"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/repotest"
 	"github.com/strata-backup/strata/snapshot"

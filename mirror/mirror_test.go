@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/strata-backup/strata/oplog/oplogtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/strata-backup/strata/backend"
 	"github.com/strata-backup/strata/mirror"
 	"github.com/strata-backup/strata/oplog"
+	"github.com/strata-backup/strata/oplog/oplogtest"
 	"github.com/strata-backup/strata/repo"
 	"github.com/strata-backup/strata/repo/repotest"
 )

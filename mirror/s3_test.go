@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/strata-backup/strata/repo/repotest"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/strata-backup/strata/backend/s3test"
 	"github.com/strata-backup/strata/mirror"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/repotest"
 )
 
 // s3Client returns an SDK client for srv (through a scratch bucket).

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/strata-backup/strata/repo/repotest"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/strata-backup/strata/graphgen"
+	"github.com/strata-backup/strata/repo/repotest"
 )
 
 // The crash tests run the real strata binary as a child process and kill

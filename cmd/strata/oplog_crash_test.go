@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/strata-backup/strata/repo/repotest"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/strata-backup/strata/backend"
 	"github.com/strata-backup/strata/oplog"
 	"github.com/strata-backup/strata/repo"
+	"github.com/strata-backup/strata/repo/repotest"
 )
 
 // TestCrashDuringOplogPush kills `strata oplog push --follow` with SIGKILL
