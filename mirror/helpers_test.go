@@ -46,17 +46,7 @@ func newPrimary(t *testing.T, be backend.Backend) *primary {
 	p.backup()
 	repotest.WriteFile(t, filepath.Join(p.src, "a.txt"), []byte("alpha, changed\n"))
 	p.backup()
-	l, err := oplog.Open(p.ctx, p.r, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for s := range 3 {
-		key, err := l.Append(p.ctx, oplogtest.Records(t, uint64(3*s+1), uint64(3*s+3), false))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.segs = append(p.segs, key)
-	}
+	p.segs = oplogtest.Segments(t, p.r, 1, 3, 3, 1, false)
 	if _, err := oplog.WriteHeartbeat(p.ctx, p.r, 1, oplog.Heartbeat{Time: time.Now(), LastLSN: 9}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,10 +59,11 @@ func newPrimary(t *testing.T, be backend.Backend) *primary {
 	if _, err := p.r.SaveDeletion(p.ctx, repo.Deletion{Kind: repo.DeletionPruneMark, Reason: "test", Marked: p.keys("data/")[:1]}); err != nil {
 		t.Fatal(err)
 	}
-	p.lease, err = p.r.AcquireLease(p.ctx, repo.LeaseBackup, "", false, 0)
+	lease, err := p.r.AcquireLease(p.ctx, repo.LeaseBackup, "", false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.lease = lease
 	t.Cleanup(func() { p.lease.Release(context.Background()) })
 	if err := be.Save(p.ctx, "data/zz/not-an-object", []byte("stray")); err != nil {
 		t.Fatal(err)

@@ -307,17 +307,7 @@ func TestMirrorCorruptSource(t *testing.T) {
 		}
 	}
 	corrupt(t, p.be, bad)
-	l, err := oplog.Open(p.ctx, p.r, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for s := range 3 {
-		key, err := l.Append(p.ctx, oplogtest.Records(t, uint64(10+2*s), uint64(11+2*s), false))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.segs = append(p.segs, key)
-	}
+	p.segs = append(p.segs, oplogtest.Segments(t, p.r, 1, 3, 2, 10, false)...)
 	corrupt(t, p.be, p.segs[4])
 	gone := repo.ObjectKey(repo.PrefixSnapshots, p.snaps[0])
 	p.remove(repo.DeletionForget, time.Time{}, gone)

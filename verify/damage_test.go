@@ -62,17 +62,7 @@ func newCheckFixture(t *testing.T) *checkFixture {
 		o.Change, o.ChangeSeed = 0.05, 7 // the second backup stores delta layers
 		repotest.WriteFile(t, filepath.Join(src, "a.txt"), []byte("alpha, changed\n"))
 	}
-	l, err := oplog.Open(f.ctx, f.r, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for s := range 4 {
-		key, err := l.Append(f.ctx, oplogtest.Records(t, uint64(3*s+1), uint64(3*s+3), true))
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.segs = append(f.segs, key)
-	}
+	f.segs = oplogtest.Segments(t, f.r, 1, 4, 3, 1, true)
 	return f
 }
 

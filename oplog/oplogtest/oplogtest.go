@@ -2,11 +2,13 @@
 package oplogtest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/strata-backup/strata/oplog"
+	"github.com/strata-backup/strata/repo"
 )
 
 // Records returns node upserts to tier warm with lsn from..to, one second
@@ -28,4 +30,25 @@ func Records(t testing.TB, from, to uint64, deletes bool) []*oplog.Record {
 		recs = append(recs, r)
 	}
 	return recs
+}
+
+// Segments appends n segments of per records each (Records from lsn first
+// on) to generation gen of r's log and returns their keys.
+func Segments(t testing.TB, r *repo.Repository, gen uint64, n, per int, first uint64, deletes bool) []string {
+	t.Helper()
+	ctx := context.Background()
+	l, err := oplog.Open(ctx, r, gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for s := range n {
+		from := first + uint64(s*per)
+		key, err := l.Append(ctx, Records(t, from, from+uint64(per)-1, deletes))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	return keys
 }
