@@ -301,6 +301,9 @@ func (s *sliceIter) Close() error { return nil }
 // WriteLines writes the canonical line of every record of it, each ending
 // in '\n', and returns the bytes written. It does not close it.
 func WriteLines(w io.Writer, it Iterator) (n int64, err error) {
+	if lw, ok := w.(LineWriter); ok {
+		return writeEach(lw, it)
+	}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	for {
 		rec, err := it.Next()
@@ -322,4 +325,28 @@ func WriteLines(w io.Writer, it Iterator) (n int64, err error) {
 		return n, fmt.Errorf("write records: %w", err)
 	}
 	return n, nil
+}
+
+// LineWriter is a writer that takes a line at a time without a copy
+// (chunk.LineChunker): WriteLines gives it each canonical line.
+type LineWriter interface {
+	io.Writer
+	// WriteLine writes line (which holds no '\n') and a '\n' after it.
+	WriteLine(line []byte) error
+}
+
+func writeEach(w LineWriter, it Iterator) (n int64, err error) {
+	for {
+		rec, err := it.Next()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if err := w.WriteLine(rec.Canonical); err != nil {
+			return n, fmt.Errorf("write records: %w", err)
+		}
+		n += int64(len(rec.Canonical)) + 1
+	}
 }

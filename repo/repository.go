@@ -208,6 +208,10 @@ func (r *Repository) BlobID(plaintext []byte) chunk.ID { return r.hasher.Sum(pla
 // Hasher returns the blob id hasher (safe for concurrent use).
 func (r *Repository) Hasher() *chunk.Hasher { return r.hasher }
 
+// LineCutKey returns the key that chooses where line streams are cut into
+// chunks (chunk.LineChunker): secret, as the chunker polynomial is not.
+func (r *Repository) LineCutKey() [32]byte { return r.master.derive("strata v1 line cut") }
+
 // Object framing inside the AEAD: one byte says how the rest is encoded.
 const (
 	frameRaw  = 0

@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-backup/strata/chunk"
 	"github.com/strata-backup/strata/graph"
+	"github.com/strata-backup/strata/index"
 	"github.com/strata-backup/strata/repo"
 )
 
@@ -350,12 +351,23 @@ func (a *archiver) countTier(parent *Tier, unchanged bool) {
 	}
 }
 
-// storeCanonical chunks what write produces into a file node called name.
+// storeCanonical stores the line stream write produces as a file node
+// called name, cut into chunks at line ends (chunk.LineChunker).
 func (a *archiver) storeCanonical(ctx context.Context, name string, write func(io.Writer) error) (*Node, error) {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(write(pw)) }()
-	content, size, err := a.saveStreamQuiet(ctx, pr)
-	pr.CloseWithError(err)
+	hasher := a.r.Hasher()
+	var content []chunk.ID
+	var size int64
+	lc := chunk.NewLineChunker(a.r.Config().Chunker, a.r.LineCutKey(), a.w.Buffer, func(data []byte) error {
+		id := hasher.Sum(data)
+		size += int64(len(data))
+		content = append(content, id)
+		_, err := a.w.SaveBlob(ctx, index.DataBlob, id, data)
+		return err
+	})
+	err := write(lc)
+	if err == nil {
+		err = lc.Close()
+	}
 	if err != nil {
 		return nil, err
 	}

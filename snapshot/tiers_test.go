@@ -322,3 +322,43 @@ func TestLDBCAgainstGraphref(t *testing.T) {
 		t.Log(sc.Text())
 	}
 }
+
+// A graph tier's canonical stream is cut at record ends (chunk.LineChunker),
+// not by Rabin fingerprints, which end a chunk inside a line almost always.
+func TestGraphTierChunksEndAtRecords(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t)
+	dir := t.TempDir()
+	writeTiers(t, dir, graphgen.Options{Nodes: 20000, Seed: 5}, 0)
+	res, err := snapshot.Backup(ctx, r, snapshot.BackupOptions{Tiers: tierSpecs(dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	min := int(r.Config().Chunker.MinSize)
+	var cuts int
+	for _, tier := range res.Snapshot.Tiers {
+		tree, err := snapshot.LoadTree(ctx, r, *tier.Tree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := tree.Find("base.jsonl")
+		for i, id := range base.Content {
+			b, err := r.LoadBlob(ctx, id, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b[len(b)-1] != '\n' {
+				t.Errorf("tier %s: chunk %d of %d ends inside a record", tier.Name, i, len(base.Content))
+			}
+			if i < len(base.Content)-1 {
+				cuts++
+				if len(b) < min {
+					t.Errorf("tier %s: chunk %d has %d bytes, below the minimum %d", tier.Name, i, len(b), min)
+				}
+			}
+		}
+	}
+	if cuts < 3 {
+		t.Fatalf("only %d cuts: the graph is too small to show where chunks end", cuts)
+	}
+}
