@@ -36,6 +36,7 @@ type LineChunker struct {
 	buf    []byte
 	start  int // where the unfinished line begins in buf
 	err    error
+	blk    [16]byte // cutsAfter's block: a local would escape to the heap through prf
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -142,9 +143,10 @@ func (c *LineChunker) cutsAfter(line []byte) bool {
 	if len(line) >= 1<<c.p.AverageBits {
 		return true
 	}
-	var blk [16]byte
-	binary.LittleEndian.PutUint32(blk[0:], crc32.Checksum(line, castagnoli))
-	binary.LittleEndian.PutUint64(blk[4:], uint64(len(line)))
-	c.prf.Encrypt(blk[:], blk[:])
-	return binary.LittleEndian.Uint64(blk[:]) < uint64(len(line))<<(64-c.p.AverageBits)
+	blk := c.blk[:]
+	binary.LittleEndian.PutUint32(blk[0:4], crc32.Checksum(line, castagnoli))
+	binary.LittleEndian.PutUint64(blk[4:12], uint64(len(line)))
+	clear(blk[12:])
+	c.prf.Encrypt(blk, blk)
+	return binary.LittleEndian.Uint64(blk[:8]) < uint64(len(line))<<(64-c.p.AverageBits)
 }

@@ -267,3 +267,42 @@ func TestLineChunkerRule(t *testing.T) {
 		t.Fatalf("chunk sizes %v,\nthe rule gives %v", got, want)
 	}
 }
+
+func BenchmarkLineChunker(b *testing.B) {
+	lines := testLines(rand.New(rand.NewPCG(1, 2)), 20000)
+	p := chunk.DefaultParams(0x3DA3358B4DC173)
+	buf := make([]byte, 0, p.MaxSize)
+	var n int
+	for _, l := range lines {
+		n += len(l) + 1
+	}
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	for b.Loop() {
+		c := chunk.NewLineChunker(p, [32]byte{1}, func() []byte { return buf[:0] }, func([]byte) error { return nil })
+		for _, l := range lines {
+			if err := c.WriteLine(l); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := c.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The same stream through restic/chunker, for comparison.
+func BenchmarkRabinChunker(b *testing.B) {
+	data := join(testLines(rand.New(rand.NewPCG(1, 2)), 20000))
+	p := chunk.DefaultParams(0x3DA3358B4DC173)
+	buf := make([]byte, 0, p.MaxSize)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		c := chunk.NewChunker(bytes.NewReader(data), p)
+		for {
+			if _, err := c.Next(buf); err != nil {
+				break
+			}
+		}
+	}
+}
