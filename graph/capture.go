@@ -44,12 +44,13 @@ type Capture struct {
 // TierSorter collects one tier's records for a Capture. It is not safe for
 // concurrent use; different tiers' TierSorters are.
 type TierSorter struct {
-	name  string
-	recs  *extSort // record items (see Add)
-	refs  *extSort // endpoint items
-	stats *Stats
-	seed  maphash.Seed // the Capture's, for labelHash
-	buf   []byte
+	name   string
+	recs   *extSort // record items (see Add)
+	refs   *extSort // endpoint items
+	stats  *Stats
+	seed   maphash.Seed // the Capture's, for labelHash
+	counts tierCounts
+	buf    []byte
 }
 
 // Share of a tier's memory for its endpoint sort: a relationship record of
@@ -118,13 +119,10 @@ func (t *TierSorter) Add(rec *Record, line int) error {
 	b = binary.AppendUvarint(b, uint64(line))
 	if rec.Kind == KindNode {
 		t.stats.Nodes++
-		for _, l := range rec.Labels {
-			t.stats.Labels[l]++
-		}
-		b = binary.LittleEndian.AppendUint64(b, labelHash(t.seed, rec.Labels))
+		b = binary.LittleEndian.AppendUint64(b, t.labels(rec.Labels, true))
 	} else {
 		t.stats.Relationships++
-		t.stats.Types[rec.Type]++
+		t.countType(rec.Type)
 	}
 	t.buf = append(b, rec.Canonical...)
 	if err := t.recs.add(t.buf); err != nil {
@@ -141,7 +139,7 @@ func (t *TierSorter) Add(rec *Record, line int) error {
 		b := appendStr(t.buf[:0], id)
 		b = binary.AppendUvarint(b, uint64(line))
 		b = append(b, byte(end))
-		t.buf = binary.LittleEndian.AppendUint64(b, labelHash(t.seed, labels))
+		t.buf = binary.LittleEndian.AppendUint64(b, t.labels(labels, false))
 		if err := t.refs.add(t.buf); err != nil {
 			return fmt.Errorf("check record: %w", err)
 		}
@@ -222,6 +220,7 @@ func (c *Capture) open() (*captureMerge, error) {
 	m := &captureMerge{c: c, recs: make([]*mergeIter, len(c.tiers)), refs: make([]*mergeIter, len(c.tiers))}
 	var g errgroup.Group
 	for i, t := range c.tiers {
+		t.flushCounts()
 		g.Go(func() (err error) {
 			if m.recs[i], err = t.recs.sorted(); err != nil {
 				t.refs.discard()

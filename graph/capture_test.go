@@ -181,3 +181,53 @@ func TestCaptureConsumerGone(t *testing.T) {
 		t.Error("second Run succeeded")
 	}
 }
+
+// The label and type counts are cached by the identity of interned lists
+// and strings: shared ones (hits, and evictions from the small caches as
+// hundreds of them take turns) and fresh copies (misses) must count as a
+// plain count does.
+func TestCaptureCounts(t *testing.T) {
+	rng := newRandGen(5).r
+	lists := make([][]string, 300)
+	for i := range lists {
+		lists[i] = []string{fmt.Sprintf("L%d", i%40), fmt.Sprintf("M%d", i)}
+	}
+	types := make([]string, 100)
+	for i := range types {
+		types[i] = fmt.Sprintf("T%d", i)
+	}
+	want := newStats()
+	var recs []*Record
+	for i := range 20000 {
+		labels := lists[rng.IntN(len(lists))]
+		if rng.IntN(4) == 0 {
+			labels = slices.Clone(labels) // not interned
+		}
+		id := fmt.Sprint("n", i)
+		recs = append(recs, &Record{Kind: KindNode, ID: id, Labels: labels, Canonical: []byte(id), Line: i + 1})
+		want.Nodes++
+		for _, l := range labels {
+			want.Labels[l]++
+		}
+		typ := types[rng.IntN(len(types))]
+		if rng.IntN(4) == 0 {
+			typ = string([]byte(typ)) // not interned
+		}
+		rid := fmt.Sprint("r", i)
+		recs = append(recs, &Record{Kind: KindRelationship, ID: rid, Type: typ, StartID: id, EndID: id,
+			StartLabels: labels, EndLabels: labels, Canonical: []byte(rid), Line: i + 1})
+		want.Relationships++
+		want.Types[typ]++
+	}
+	c := NewCapture([]string{"t"}, 1<<20, t.TempDir())
+	_, rep, err := captureRun(t, c, []string{"t"}, map[string][]*Record{"t": recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Stats.Tiers["t"]; fmt.Sprint(*got) != fmt.Sprint(*want) {
+		t.Errorf("stats %+v,\nwant %+v", *got, *want)
+	}
+	if !rep.OK || rep.WarningCount != 0 {
+		t.Errorf("report: ok %v, %d warnings (the endpoints' labels match their nodes')", rep.OK, rep.WarningCount)
+	}
+}
