@@ -71,7 +71,7 @@ func NewCapture(names []string, memLimit int64, tmpDir string) *Capture {
 			stats: newStats(),
 			seed:  seed,
 		})
-		c.outs = append(c.outs, &captureIter{c: c, ch: make(chan []Record, 4), gone: make(chan struct{})})
+		c.outs = append(c.outs, &captureIter{c: c, ch: make(chan recBatch, 4), free: make(chan recBatch, 2), gone: make(chan struct{})})
 	}
 	return c
 }
@@ -81,6 +81,9 @@ func (c *Capture) Tier(i int) *TierSorter { return c.tiers[i] }
 
 // Iterator returns the i-th tier's records in canonical order; they arrive
 // while Run runs. Close it to stop taking them (Run then drops the rest).
+// A record stays valid until the second call of Next after the one that
+// returned it (a caller may compare it with the next), then its memory is
+// used again.
 func (c *Capture) Iterator(i int) Iterator { return c.outs[i] }
 
 // Close removes the temporary files of a Capture whose Run is never called.
@@ -163,15 +166,23 @@ func labelHash(seed maphash.Seed, labels []string) uint64 {
 // captureIter is one tier's output: batches of records from Run.
 type captureIter struct {
 	c    *Capture
-	ch   chan []Record
+	ch   chan recBatch
+	free chan recBatch // batches the consumer is done with, for Run to refill
 	gone chan struct{} // closed by Close: Run drops this tier's records
 	once sync.Once
-	cur  []Record
+	prev recBatch // the batch before cur: its records may still be held
+	cur  recBatch
 	i    int
 }
 
+// recBatch is a batch of records and the buffer of their canonical lines.
+type recBatch struct {
+	recs  []Record
+	canon []byte
+}
+
 func (it *captureIter) Next() (*Record, error) {
-	for it.i >= len(it.cur) {
+	for it.i >= len(it.cur.recs) {
 		b, ok := <-it.ch
 		if !ok {
 			if it.c.err != nil {
@@ -179,10 +190,18 @@ func (it *captureIter) Next() (*Record, error) {
 			}
 			return nil, io.EOF
 		}
-		it.cur, it.i = b, 0
+		// The records of the batch before the current one were returned
+		// two calls ago or earlier: their memory can be used again.
+		if it.prev.recs != nil {
+			select {
+			case it.free <- it.prev:
+			default:
+			}
+		}
+		it.prev, it.cur, it.i = it.cur, b, 0
 	}
 	it.i++
-	return &it.cur[it.i-1], nil
+	return &it.cur.recs[it.i-1], nil
 }
 
 func (it *captureIter) Close() error {

@@ -369,6 +369,15 @@ func (m *captureMerge) forward(ctx context.Context, t int, cur *recCursor) error
 		}
 	}
 	if o.canon == nil {
+		select {
+		case b := <-m.c.outs[t].free:
+			if cap(b.canon) >= len(cur.canon) {
+				o.canon, o.recs = b.canon[:0], b.recs[:0]
+			}
+		default:
+		}
+	}
+	if o.canon == nil {
 		// Sized by the last batch: a batch usually ends at outRecords, and
 		// a buffer of outBytes for every one was mostly never touched
 		// (but allocated, zeroed and collected).
@@ -388,7 +397,8 @@ func (m *captureMerge) forward(ctx context.Context, t int, cur *recCursor) error
 }
 
 // flush hands a tier's batch to its Iterator. The records' ids share one
-// string; the batch's buffers go with it (the consumer may keep records).
+// string; the batch's buffers go with it, and come back on the Iterator's
+// free channel once it is done with them.
 func (m *captureMerge) flush(ctx context.Context, t int) error {
 	o := &m.out[t]
 	if len(o.recs) == 0 {
@@ -400,7 +410,7 @@ func (m *captureMerge) flush(ctx context.Context, t int) error {
 		o.recs[i].ID = ids[prev:o.ends[i]]
 		prev = o.ends[i]
 	}
-	recs := o.recs
+	b := recBatch{recs: o.recs, canon: o.canon}
 	o.last = len(o.canon)
 	o.recs, o.canon, o.ids, o.ends = nil, nil, o.ids[:0], o.ends[:0]
 	if err := ctx.Err(); err != nil {
@@ -408,7 +418,7 @@ func (m *captureMerge) flush(ctx context.Context, t int) error {
 	}
 	out := m.c.outs[t]
 	select {
-	case out.ch <- recs:
+	case out.ch <- b:
 	case <-out.gone:
 	case <-ctx.Done():
 		return ctx.Err()

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // captureRun adds the tiers to a Capture and drains its Iterators while it
@@ -40,6 +41,11 @@ func captureRun(t *testing.T, c *Capture, names []string, tiers map[string][]*Re
 				}
 				if last != nil && Compare(last, rec) >= 0 {
 					errs[i] = fmt.Errorf("tier %s: %s %s after %s %s", names[i], rec.Kind, rec.ID, last.Kind, last.ID)
+					return
+				}
+				// The record before stays valid through this call.
+				if n := len(out[i]); n > 0 && string(last.Canonical) != out[i][n-1] {
+					errs[i] = fmt.Errorf("tier %s: record %s changed under the caller", names[i], last.ID)
 					return
 				}
 				last = rec
@@ -229,5 +235,46 @@ func TestCaptureCounts(t *testing.T) {
 	}
 	if !rep.OK || rep.WarningCount != 0 {
 		t.Errorf("report: ok %v, %d warnings (the endpoints' labels match their nodes')", rep.OK, rep.WarningCount)
+	}
+}
+
+// A record stays valid until the second call of Next after it: the batch
+// it came in is refilled only after that (the race detector sees an early
+// reuse too; this test sees it without).
+func TestCaptureRecordStaysValid(t *testing.T) {
+	var recs []*Record
+	for i := range 40 * outRecords {
+		id := fmt.Sprintf("n%05d", i)
+		recs = append(recs, &Record{Kind: KindNode, ID: id, Canonical: []byte(`{"id":"` + id + `"}`), Line: i + 1})
+	}
+	c := NewCapture([]string{"t"}, 1<<20, t.TempDir())
+	for _, r := range recs {
+		if err := c.Tier(0).Add(r, r.Line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { _, err := c.Run(context.Background()); done <- err }()
+	it := c.Iterator(0)
+	var last *Record
+	var lastCanon string
+	for i := 0; ; i++ {
+		rec, err := it.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%outRecords == 0 {
+			time.Sleep(5 * time.Millisecond) // a new batch: let Run refill what it may
+		}
+		if last != nil && string(last.Canonical) != lastCanon {
+			t.Fatalf("record %d changed under the caller: %q, was %q", i-1, last.Canonical, lastCanon)
+		}
+		last, lastCanon = rec, string(rec.Canonical)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
