@@ -127,8 +127,8 @@ func (t *TierSorter) Add(rec *Record, line int) error {
 		t.stats.Relationships++
 		t.countType(rec.Type)
 	}
-	t.buf = append(b, rec.Canonical...)
-	if err := t.recs.add(t.buf); err != nil {
+	t.buf = b
+	if err := t.recs.add2(t.buf, rec.Canonical); err != nil {
 		return fmt.Errorf("sort records: %w", err)
 	}
 	if rec.Kind != KindRelationship {

@@ -69,14 +69,19 @@ func newExtSort(memLimit int64, tmpDir string, compare func(a, b []byte) int, pr
 }
 
 // add copies item into the sort.
-func (s *extSort) add(item []byte) error {
+func (s *extSort) add(item []byte) error { return s.add2(item, nil) }
+
+// add2 copies the item head+tail into the sort, without joining them first
+// (a record item is a short head and a canonical line).
+func (s *extSort) add2(head, tail []byte) error {
 	if s.done {
 		return errors.New("add item: sort already started")
 	}
-	if len(item) > maxItem {
-		return fmt.Errorf("add item: item of %d bytes is too large", len(item))
+	size := len(head) + len(tail)
+	if size > maxItem {
+		return fmt.Errorf("add item: item of %d bytes is too large", size)
 	}
-	cost := int64(len(item)) + itemOverhead
+	cost := int64(size) + itemOverhead
 	if s.held+cost > s.memLimit && len(s.items) > 0 {
 		if err := s.spill(); err != nil {
 			return err
@@ -84,21 +89,23 @@ func (s *extSort) add(item []byte) error {
 	}
 	s.held += cost
 	n := len(s.blocks)
-	if n == 0 || len(s.blocks[n-1])+len(item) > cap(s.blocks[n-1]) {
+	if n == 0 || len(s.blocks[n-1])+size > cap(s.blocks[n-1]) {
 		// Items never straddle blocks; an item larger than a block gets
 		// one of its own.
 		var blk []byte
-		if k := len(s.free); k > 0 && len(item) <= s.blockCap {
+		if k := len(s.free); k > 0 && size <= s.blockCap {
 			blk, s.free = s.free[k-1], s.free[:k-1]
 		} else {
-			blk = make([]byte, 0, max(s.blockCap, len(item)))
+			blk = make([]byte, 0, max(s.blockCap, size))
 		}
 		s.blocks = append(s.blocks, blk)
 		n++
 	}
 	b := s.blocks[n-1]
-	s.items = append(s.items, itemRef{pfx: s.prefix(item), blk: int32(n - 1), off: int32(len(b)), n: int32(len(item))})
-	s.blocks[n-1] = append(b, item...)
+	off := len(b)
+	b = append(append(b, head...), tail...)
+	s.blocks[n-1] = b
+	s.items = append(s.items, itemRef{pfx: s.prefix(b[off:]), blk: int32(n - 1), off: int32(off), n: int32(size)})
 	return nil
 }
 

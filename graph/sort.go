@@ -43,8 +43,8 @@ func NewSorter(memLimit int64, tmpDir string) *Sorter {
 // the Record's Line. The record is copied.
 func (s *Sorter) Add(rec *Record, line int) error {
 	s.ext.compress = s.Compress
-	s.buf = encodeRecord(s.buf[:0], rec, line)
-	if err := s.ext.add(s.buf); err != nil {
+	s.buf = encodeRecordHead(s.buf[:0], rec, line)
+	if err := s.ext.add2(s.buf, rec.Canonical); err != nil {
 		return fmt.Errorf("sort records: %w", err)
 	}
 	return nil
@@ -103,7 +103,8 @@ func (it *sortedRecords) Close() error { return it.m.Close() }
 
 const flagTombstone = 1
 
-func encodeRecord(b []byte, r *Record, line int) []byte {
+// encodeRecordHead encodes all of r but its canonical line, which follows.
+func encodeRecordHead(b []byte, r *Record, line int) []byte {
 	b = append(b, byte(r.Kind))
 	b = appendStr(b, r.ID)
 	b = binary.AppendUvarint(b, uint64(line))
@@ -117,8 +118,7 @@ func encodeRecord(b []byte, r *Record, line int) []byte {
 	b = appendStr(b, r.EndID)
 	b = appendList(b, r.Labels)
 	b = appendList(b, r.StartLabels)
-	b = appendList(b, r.EndLabels)
-	return append(b, r.Canonical...)
+	return appendList(b, r.EndLabels)
 }
 
 func appendStr(b []byte, s string) []byte {
