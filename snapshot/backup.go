@@ -748,18 +748,10 @@ func (a *archiver) allKnown(ids []chunk.ID) bool {
 }
 
 // saveStream chunks rd into data blobs and returns their ids and the total
-// size, counting the bytes as processed.
+// size, counting the bytes as processed. (A graph tier's canonical stream,
+// whose source bytes were counted when they were read, goes through
+// storeCanonical instead.)
 func (a *archiver) saveStream(ctx context.Context, rd io.Reader) ([]chunk.ID, int64, error) {
-	return a.chunkStream(ctx, rd, true)
-}
-
-// saveStreamQuiet is saveStream for derived streams (a graph tier's
-// canonical form) whose source bytes were counted when they were read.
-func (a *archiver) saveStreamQuiet(ctx context.Context, rd io.Reader) ([]chunk.ID, int64, error) {
-	return a.chunkStream(ctx, rd, false)
-}
-
-func (a *archiver) chunkStream(ctx context.Context, rd io.Reader, count bool) ([]chunk.ID, int64, error) {
 	ch := chunk.NewChunker(rd, a.r.Config().Chunker)
 	hasher := a.r.Hasher()
 	var content []chunk.ID
@@ -779,10 +771,8 @@ func (a *archiver) chunkStream(ctx context.Context, rd io.Reader, count bool) ([
 		}
 		content = append(content, id)
 		size += int64(len(data))
-		if count {
-			a.bytesProcessed.Add(int64(len(data)))
-			a.progress.Add(int64(len(data)), 0)
-		}
+		a.bytesProcessed.Add(int64(len(data)))
+		a.progress.Add(int64(len(data)), 0)
 	}
 }
 
