@@ -204,7 +204,7 @@ func (a *archiver) synthLayer(ctx context.Context, t Tier, since chunk.ID, layer
 		}
 		defer state.Close()
 		var c stateCount
-		base, err := a.storeCanonical(ctx, baseName, func(w io.Writer) error {
+		base, err := a.storeCanonical(ctx, baseName, func(w graph.LineWriter) error {
 			return c.write(w, graph.Apply(state, []graph.Iterator{layer}))
 		})
 		if err != nil {
@@ -214,7 +214,7 @@ func (a *archiver) synthLayer(ctx context.Context, t Tier, since chunk.ID, layer
 		nt.Nodes, nt.Relationships, nt.Stats, nt.CountsFrom = c.nodes, c.rels, nil, ""
 	} else {
 		var c layerCount
-		node, err := a.storeCanonical(ctx, layerName(len(t.Layers)+1), func(w io.Writer) error {
+		node, err := a.storeCanonical(ctx, layerName(len(t.Layers)+1), func(w graph.LineWriter) error {
 			return c.write(w, layer)
 		})
 		if err != nil {
@@ -241,7 +241,7 @@ func (a *archiver) synthLayer(ctx context.Context, t Tier, since chunk.ID, layer
 func (a *archiver) synthNewTier(ctx context.Context, name string, layer graph.Iterator) (*Tier, error) {
 	nt := &Tier{Name: name, Format: FormatGraph, CapturedAt: a.now}
 	c := stateCount{skipTombstones: true}
-	node, err := a.storeCanonical(ctx, baseName, func(w io.Writer) error { return c.write(w, layer) })
+	node, err := a.storeCanonical(ctx, baseName, func(w graph.LineWriter) error { return c.write(w, layer) })
 	if err != nil {
 		return nil, err
 	}
@@ -263,12 +263,11 @@ type stateCount struct {
 	nodes, rels, bytes int64
 }
 
-func (c *stateCount) write(w io.Writer, it graph.Iterator) error {
-	bw := newLineWriter(w)
+func (c *stateCount) write(w graph.LineWriter, it graph.Iterator) error {
 	for {
 		rec, err := it.Next()
 		if errors.Is(err, io.EOF) {
-			return bw.flush()
+			return nil
 		}
 		if err != nil {
 			return err
@@ -282,7 +281,7 @@ func (c *stateCount) write(w io.Writer, it graph.Iterator) error {
 			c.rels++
 		}
 		c.bytes += int64(len(rec.Canonical) + 1)
-		if err := bw.write(rec.Canonical); err != nil {
+		if err := w.WriteLine(rec.Canonical); err != nil {
 			return err
 		}
 	}
@@ -293,12 +292,11 @@ type layerCount struct {
 	lines, upserts, tombstones, detaches int64
 }
 
-func (c *layerCount) write(w io.Writer, layer graph.Iterator) error {
-	bw := newLineWriter(w)
+func (c *layerCount) write(w graph.LineWriter, layer graph.Iterator) error {
 	for {
 		rec, err := layer.Next()
 		if errors.Is(err, io.EOF) {
-			return bw.flush()
+			return nil
 		}
 		if err != nil {
 			return err
@@ -312,7 +310,7 @@ func (c *layerCount) write(w io.Writer, layer graph.Iterator) error {
 		default:
 			c.upserts++
 		}
-		if err := bw.write(rec.Canonical); err != nil {
+		if err := w.WriteLine(rec.Canonical); err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -264,7 +263,7 @@ func (a *archiver) storeGraphTier(ctx context.Context, ct *capturedTier, parent 
 			return a.storeLayer(ctx, tier, sorted, parent.ID, pt, ptree)
 		}
 	}
-	node, err := a.storeCanonical(ctx, baseName, func(w io.Writer) error {
+	node, err := a.storeCanonical(ctx, baseName, func(w graph.LineWriter) error {
 		_, err := graph.WriteLines(w, sorted)
 		return err
 	})
@@ -304,20 +303,15 @@ func (a *archiver) storeLayer(ctx context.Context, tier *Tier, sorted graph.Iter
 	}
 	defer state.Close()
 	var upserts, tombstones int64
-	node, err := a.storeCanonical(ctx, layerName(len(pt.Layers)+1), func(w io.Writer) error {
-		bw := newLineWriter(w)
-		err := graph.Diff(state, sorted, func(rec *graph.Record, tomb bool) error {
+	node, err := a.storeCanonical(ctx, layerName(len(pt.Layers)+1), func(w graph.LineWriter) error {
+		return graph.Diff(state, sorted, func(rec *graph.Record, tomb bool) error {
 			if tomb {
 				tombstones++
 			} else {
 				upserts++
 			}
-			return bw.write(rec.Canonical)
+			return w.WriteLine(rec.Canonical)
 		})
-		if err != nil {
-			return err
-		}
-		return bw.flush()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store tier %s: %w", tier.Name, err)
@@ -351,9 +345,9 @@ func (a *archiver) countTier(parent *Tier, unchanged bool) {
 	}
 }
 
-// storeCanonical stores the line stream write produces as a file node
+// storeCanonical stores the canonical lines write produces as a file node
 // called name, cut into chunks at line ends (chunk.LineChunker).
-func (a *archiver) storeCanonical(ctx context.Context, name string, write func(io.Writer) error) (*Node, error) {
+func (a *archiver) storeCanonical(ctx context.Context, name string, write func(graph.LineWriter) error) (*Node, error) {
 	hasher := a.r.Hasher()
 	var content []chunk.ID
 	var size int64
@@ -372,28 +366,6 @@ func (a *archiver) storeCanonical(ctx context.Context, name string, write func(i
 		return nil, err
 	}
 	return &Node{Name: name, Type: NodeFile, Mode: 0o644, ModTime: a.now, Size: uint64(size), Content: content}, nil
-}
-
-type lineWriter struct {
-	w   io.Writer
-	buf bytes.Buffer
-}
-
-func newLineWriter(w io.Writer) *lineWriter { return &lineWriter{w: w} }
-
-func (l *lineWriter) write(line []byte) error {
-	l.buf.Write(line)
-	l.buf.WriteByte('\n')
-	if l.buf.Len() >= 256<<10 {
-		return l.flush()
-	}
-	return nil
-}
-
-func (l *lineWriter) flush() error {
-	_, err := l.w.Write(l.buf.Bytes())
-	l.buf.Reset()
-	return err
 }
 
 // tierState streams the state of a stored graph tier: its base with every
