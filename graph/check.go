@@ -37,6 +37,7 @@ type Checker struct {
 	buf                         []byte
 	labels                      []string
 	done                        bool
+	lp                          LineParser // completes partial records
 }
 
 // Report is the result of a check, shaped for `graph check --json`.
@@ -161,6 +162,10 @@ func (c *Checker) Add(tier string, line int, rec *Record) error {
 	}
 	if rec.Tombstone {
 		return fmt.Errorf("check record: %s %s is a tombstone", rec.Kind, rec.ID)
+	}
+	rec, err := c.lp.Full(rec)
+	if err != nil {
+		return fmt.Errorf("check record: tier %s: %w", tier, err)
 	}
 	ti, st := c.tier(tier)
 	head := func(id string, class byte, labels []string) []byte {

@@ -153,6 +153,7 @@ type csvGroup struct {
 type csvWriter struct {
 	tmp      string // spool directory
 	memLimit int
+	lp       LineParser // completes partial records
 	held     int
 	nodes    map[string]*csvGroup
 	rels     map[string]*csvGroup
@@ -210,6 +211,9 @@ func (w *csvWriter) spoolAll(it Iterator) error {
 		}
 		if rec.Tombstone {
 			return fmt.Errorf("neo4j csv: tombstone for %s %s in a state", rec.Kind, rec.ID)
+		}
+		if rec, err = w.lp.Full(rec); err != nil {
+			return fmt.Errorf("neo4j csv: %w", err)
 		}
 		g, err := w.group(rec)
 		if err != nil {

@@ -1,5 +1,7 @@
 package graph
 
+import "bytes"
+
 // LineParser parses single lines that the caller already holds (a
 // mutation record's embedded graph record, say) with the Reader's exact
 // rules, without a Reader's 256 KiB buffer. The zero value is ready; it is
@@ -8,3 +10,21 @@ type LineParser struct{ r Reader }
 
 // Parse parses one non-blank line of a state (tombstones are malformed).
 func (p *LineParser) Parse(line []byte) (*Record, string) { return p.r.parse(trimEOL(line)) }
+
+// Full returns rec with every field set: rec itself unless it is partial
+// (read by NewStoredLineIterator), else the record parsed from its
+// canonical line, which must be canonical.
+func (p *LineParser) Full(rec *Record) (*Record, error) {
+	if !rec.partial {
+		return rec, nil
+	}
+	full, reason := p.r.parse(rec.Canonical)
+	if reason == "" && !bytes.Equal(full.Canonical, rec.Canonical) {
+		reason = "not in canonical form"
+	}
+	if reason != "" {
+		return nil, &SyntaxError{Tier: p.r.tier, Line: rec.Line, Reason: reason}
+	}
+	full.Line = rec.Line
+	return full, nil
+}

@@ -23,9 +23,10 @@ type Reader struct {
 	// tombstones (a delta layer) makes tombstone lines tombstones and
 	// accepts detach lines, which are otherwise malformed (an unknown
 	// "type"); strict requires every line to be canonical
-	// (NewLineIterator).
-	tombstones, strict bool
-	err                error // sticky: a read error ends the stream
+	// (NewLineIterator); keysOnly reads a stored stream's keys
+	// (NewStoredLineIterator).
+	tombstones, strict, keysOnly bool
+	err                          error // sticky: a read error ends the stream
 }
 
 // NewReader returns a Reader of r; tier names the tier in errors.
@@ -71,6 +72,12 @@ func (r *Reader) Next() (*Record, error) {
 			}
 		} else if isBlank(line) {
 			continue
+		}
+		if r.keysOnly && len(line) <= maxLine {
+			if rec, ok := r.parseKeys(line); ok {
+				rec.Line = r.line
+				return rec, nil
+			}
 		}
 		rec, reason := r.parse(line)
 		if reason == "" && r.strict && !bytes.Equal(rec.Canonical, line) {

@@ -88,6 +88,8 @@ type Record struct {
 	Line int
 	// Canonical is the record's canonical JSON line, without the newline.
 	Canonical []byte
+	// partial: only the key fields and Canonical are set (see Partial).
+	partial bool
 }
 
 // Compare orders records canonically: detach lines (in a layer) before

@@ -101,7 +101,10 @@ func (it *sortedRecords) Close() error { return it.m.Close() }
 // a missing list (nil). The canonical line runs to the end of the item.
 // Kind and id come first so that comparing needs no other field.
 
-const flagTombstone = 1
+const (
+	flagTombstone = 1
+	flagPartial   = 2 // Record.Partial: type and labels are not set
+)
 
 // encodeRecordHead encodes all of r but its canonical line, which follows.
 func encodeRecordHead(b []byte, r *Record, line int) []byte {
@@ -111,6 +114,9 @@ func encodeRecordHead(b []byte, r *Record, line int) []byte {
 	var flags byte
 	if r.Tombstone {
 		flags |= flagTombstone
+	}
+	if r.partial {
+		flags |= flagPartial
 	}
 	b = append(b, flags)
 	b = appendStr(b, r.Type)
@@ -233,7 +239,7 @@ func (d *recordDecoder) decode(item []byte) (*Record, error) {
 	if len(d.b) == 0 {
 		return nil, errCorruptItem
 	}
-	r.Tombstone = d.b[0]&flagTombstone != 0
+	r.Tombstone, r.partial = d.b[0]&flagTombstone != 0, d.b[0]&flagPartial != 0
 	d.b = d.b[1:]
 	typ, start, end := d.bytes(), d.bytes(), d.bytes()
 	r.Labels, r.StartLabels, r.EndLabels = d.list(), d.list(), d.list()
