@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -125,6 +126,18 @@ func TestGraphTiersIncremental(t *testing.T) {
 		t.Errorf("%d nodes recorded, want 6000", nodes)
 	}
 	sameTiers(t, src, restoreTiers(t, r, first))
+	// The integrity check of the stored state sees every record whole:
+	// the labels and types the capture counted.
+	rep, err := snapshot.CheckTiers(ctx, r, snapshot.Entry{ID: first.ID, Snapshot: first.Snapshot}, 1<<20, t.TempDir())
+	if err != nil || !rep.OK {
+		t.Fatalf("integrity of the stored state: %+v, %v", rep, err)
+	}
+	for _, tr := range first.Snapshot.Tiers {
+		st := rep.Stats.Tiers[tr.Name]
+		if st == nil || !maps.Equal(st.Labels, tr.Stats.Labels) || !maps.Equal(st.Types, tr.Stats.Types) {
+			t.Errorf("tier %s: the check of the stored state counts %+v, the capture %+v", tr.Name, st, tr.Stats)
+		}
+	}
 
 	// The same graph exported in another order: nothing new to store.
 	writeTiers(t, src, o, 2)
@@ -152,7 +165,7 @@ func TestGraphTiersIncremental(t *testing.T) {
 		t.Errorf("1%% change stored %d bytes, more than 5%% of the first backup's %d", delta.Summary.BytesStored, first.Summary.BytesStored)
 	}
 	sameTiers(t, src, restoreTiers(t, repotest.Reopen(t, r), delta))
-	rep, err := snapshot.CheckTiers(ctx, r, snapshot.Entry{ID: delta.ID, Snapshot: delta.Snapshot}, 1<<20, t.TempDir())
+	rep, err = snapshot.CheckTiers(ctx, r, snapshot.Entry{ID: delta.ID, Snapshot: delta.Snapshot}, 1<<20, t.TempDir())
 	if err != nil || !rep.OK || rep.Stats.Total.Nodes != 6000 {
 		t.Errorf("integrity of the stored state: %+v, %v", rep, err)
 	}
