@@ -11,6 +11,16 @@ type LineParser struct{ r Reader }
 // Parse parses one non-blank line of a state (tombstones are malformed).
 func (p *LineParser) Parse(line []byte) (*Record, string) { return p.r.parse(trimEOL(line)) }
 
+// ParseStored reads the key of a canonical line that strata stored (a
+// mutation record in a log segment), as NewStoredLineIterator does: a
+// partial record, or false when the line's shape needs Parse.
+func (p *LineParser) ParseStored(line []byte) (*Record, bool) {
+	if len(line) > maxLine {
+		return nil, false
+	}
+	return p.r.parseKeys(line)
+}
+
 // Full returns rec with every field set: rec itself unless it is partial
 // (read by NewStoredLineIterator), else the record parsed from its
 // canonical line, which must be canonical.

@@ -49,14 +49,18 @@ type recParser struct {
 
 var recParsers = sync.Pool{New: func() any { return &recParser{tiers: map[string]string{}} }}
 
-func parseRecord(text []byte) (*Record, string) {
+func parseRecord(text []byte, stored bool) (*Record, string) {
 	if bytes.IndexByte(text, '\n') >= 0 {
 		return nil, "invalid JSON (a line break inside the line)"
 	}
 	p := recParsers.Get().(*recParser)
 	defer recParsers.Put(p)
 	var f envelope
-	ok := p.scan(text, &f)
+	ok := stored && p.scanStored(text, &f)
+	if !ok {
+		f, p.rec = envelope{}, nil
+		ok = p.scan(text, &f)
+	}
 	rec, reason := p.rec, p.recReason
 	// What stays pooled must not hold on to the line.
 	clear(p.unknown)

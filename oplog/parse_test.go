@@ -6,13 +6,15 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/strata-backup/strata/graph"
 )
 
 // checkParseSame fails unless the fast parser and the reference give the
 // same record or the same reason for line.
 func checkParseSame(t *testing.T, line []byte) {
 	t.Helper()
-	got, gotReason := parseRecord(line)
+	got, gotReason := parseRecord(line, false)
 	want, wantReason := parseRecordRef(line)
 	if gotReason != wantReason {
 		t.Fatalf("%q:\nreason %q\nwant   %q", line, gotReason, wantReason)
@@ -164,14 +166,29 @@ var benchLines = []string{
 }
 
 func BenchmarkParseRecord(b *testing.B) {
+	// A stored segment's lines are AppendJSON's: the embedded record is
+	// canonical.
+	var stored []string
+	for _, l := range benchLines {
+		r, reason := parseRecord([]byte(l), false)
+		if reason != "" {
+			b.Fatal(reason)
+		}
+		stored = append(stored, string(r.AppendJSON(nil)))
+	}
 	for _, impl := range []struct {
-		name string
-		fn   func([]byte) (*Record, string)
-	}{{"fast", parseRecord}, {"reference", parseRecordRef}} {
+		name  string
+		lines []string
+		fn    func([]byte) (*Record, string)
+	}{
+		{"fast", benchLines, func(l []byte) (*Record, string) { return parseRecord(l, false) }},
+		{"stored", stored, func(l []byte) (*Record, string) { return parseRecord(l, true) }},
+		{"reference", benchLines, parseRecordRef},
+	} {
 		b.Run(impl.name, func(b *testing.B) {
-			lines := make([][]byte, len(benchLines))
+			lines := make([][]byte, len(impl.lines))
 			n := 0
-			for i, l := range benchLines {
+			for i, l := range impl.lines {
 				lines[i] = []byte(l)
 				n += len(l)
 			}
@@ -184,4 +201,70 @@ func BenchmarkParseRecord(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestParseStored: a stored segment's line (AppendJSON of a parsed record)
+// read with stored set gives the same record, its graph record partial
+// where the key reader took it, and whole again through LineParser.Full.
+func TestParseStored(t *testing.T) {
+	partial := 0
+	for _, l := range append(parseCorpus(),
+		`{"lsn":4,"ts":"2026-01-01T00:00:00Z","tier":"w","op":"upsert","record":{"type":"node","id":"a\"b","labels":["P"]}}`,
+		`{"lsn":5,"ts":"2026-01-01T00:00:00Z","tier":"w","op":"upsert","record":{"type":"relationship","id":"r","label":"T","start":{"id":"a","x":1},"end":{"id":"b"}}}`,
+		`{"lsn":6,"prev_lsn":2,"ts":"2026-01-01T00:00:00\u005a","tx":-7,"tx_end":true,"tier":"w","op":"delete","kind":"node","id":"x"}`) {
+		if checkStoredSame(t, []byte(l)) {
+			partial++
+		}
+	}
+	if partial == 0 {
+		t.Fatal("no stored line was read by its key")
+	}
+}
+
+// FuzzParseStored: for any line that parses, its stored form reads back
+// the same with stored set; any line read as stored does not panic.
+func FuzzParseStored(f *testing.F) {
+	for _, l := range parseCorpus() {
+		f.Add([]byte(l))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		parseRecord(line, true)
+		checkStoredSame(t, line)
+	})
+}
+
+// checkStoredSame checks line's stored form (if line parses) and reports
+// whether its graph record was read by key.
+func checkStoredSame(t *testing.T, l []byte) bool {
+	t.Helper()
+	rec, reason := parseRecord(l, false)
+	if reason != "" {
+		return false
+	}
+	line := rec.AppendJSON(nil)
+	want, reason := parseRecord(line, false)
+	if reason != "" {
+		t.Fatalf("%s: stored form %s does not parse: %s", l, line, reason)
+	}
+	got, reason := parseRecord(line, true)
+	if reason != "" {
+		t.Fatalf("%s: stored parse: %s", line, reason)
+	}
+	if want.Rec == nil {
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s:\nstored %+v\nwant   %+v", line, got, want)
+		}
+		return false
+	}
+	var lp graph.LineParser
+	full, err := lp.Full(got.Rec)
+	if err != nil {
+		t.Fatalf("%s: Full: %v", line, err)
+	}
+	g, w := *got, *want
+	g.Rec, w.Rec = nil, nil
+	if !reflect.DeepEqual(full, want.Rec) || !reflect.DeepEqual(g, w) {
+		t.Fatalf("%s:\nstored %+v %+v\nwant   %+v %+v", line, g, full, w, want.Rec)
+	}
+	return got.Rec.Partial()
 }

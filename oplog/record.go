@@ -109,7 +109,15 @@ const (
 // section 5, graphref's rules). line is the line number errors name; the
 // error is an *Error.
 func ParseRecord(text []byte, line int) (*Record, error) {
-	rec, reason := parseRecord(text)
+	return parseLine(text, line, false)
+}
+
+// parseLine is ParseRecord; stored says that text comes from a segment
+// strata wrote and authenticated, whose embedded record is a canonical line
+// and can be read by its key (graph.LineParser.ParseStored): a replay only
+// sorts and merges it.
+func parseLine(text []byte, line int, stored bool) (*Record, error) {
+	rec, reason := parseRecord(text, stored)
 	if reason != "" {
 		return nil, &Error{Line: line, Reason: reason}
 	}

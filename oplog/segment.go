@@ -119,10 +119,19 @@ func EncodeSegment(h Header, recs []*Record) ([]byte, error) {
 // DecodeSegment parses a segment's plaintext and checks it: the header, one
 // well-formed record per line in continuity, the header's counts and lsns.
 func DecodeSegment(plain []byte) (Header, []*Record, error) {
+	return decodeSegment(plain, false)
+}
+
+// decodeSegment is DecodeSegment; stored reads the embedded graph records
+// by key (see parseLine): for Log.Load, whose callers replay, compact or
+// compare records, never check their fields (check does, through
+// DecodeSegment).
+func decodeSegment(plain []byte, stored bool) (Header, []*Record, error) {
 	d, err := openSegment(plain)
 	if err != nil {
 		return d.h, nil, err
 	}
+	d.stored = stored
 	var recs []*Record
 	for {
 		r, err := d.next()
@@ -150,6 +159,7 @@ type segDecoder struct {
 	n           int
 	first, last *Record
 	err         error
+	stored      bool // see decodeSegment
 }
 
 // openSegment checks plain's line structure and decodes its header.
@@ -208,7 +218,7 @@ func (d *segDecoder) read() (*Record, error) {
 		}
 		return nil, io.EOF
 	}
-	r, err := ParseRecord(b, line)
+	r, err := parseLine(b, line, d.stored)
 	if err == nil {
 		err = d.v.Check(r)
 	}
@@ -391,7 +401,7 @@ func (l *Log) Load(ctx context.Context, s Segment) (Header, []*Record, error) {
 	if err != nil {
 		return Header{}, nil, err
 	}
-	h, recs, err := DecodeSegment(plain)
+	h, recs, err := decodeSegment(plain, true)
 	if err != nil {
 		return Header{}, nil, fmt.Errorf("%s: %w", s.Key, err)
 	}

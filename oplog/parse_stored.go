@@ -1,0 +1,126 @@
+package oplog
+
+import "bytes"
+
+// scanStored splits a stored segment's line into its members when it is
+// exactly what Record.AppendJSON writes:
+//
+//	{"lsn":N[,"prev_lsn":N],"ts":"..."[,"tx":"..."|N][,"tx_end":true],"tier":"...",
+//	 "op":"upsert","record":{canonical record}}
+//	... "op":"delete","kind":"node"|"relationship","id":"..."}
+//
+// with no escape in a string, and reads the embedded record by its key
+// (p.rec). A segment is authenticated and strata wrote it, so the JSON
+// checks of scan have nothing to find; interpret still applies every field
+// rule. false: the line has another shape, and scan decides.
+func (p *recParser) scanStored(text []byte, f *envelope) bool {
+	s := storedScanner{b: text}
+	if !s.lit(`{"lsn":`) {
+		return false
+	}
+	f.lsn = s.digits()
+	if s.lit(`,"prev_lsn":`) {
+		f.prevLSN = s.digits()
+	}
+	if !s.lit(`,"ts":`) {
+		return false
+	}
+	f.ts = s.str()
+	if s.lit(`,"tx":`) {
+		if s.peek('"') {
+			f.tx = s.str()
+		} else {
+			f.tx = s.digits()
+		}
+	}
+	if s.lit(`,"tx_end":true`) {
+		f.txEnd = []byte("true")
+	}
+	if !s.lit(`,"tier":`) {
+		return false
+	}
+	f.tier = s.str()
+	switch {
+	case s.lit(`,"op":"upsert","record":`):
+		f.op = []byte(`"upsert"`)
+		end := len(text) - 1
+		if s.bad || s.i >= end || text[end] != '}' {
+			return false
+		}
+		rec, ok := p.lp.ParseStored(text[s.i:end])
+		if !ok {
+			return false
+		}
+		f.record, p.rec = text[s.i:end], rec
+		return true
+	case s.lit(`,"op":"delete","kind":`):
+		f.op = []byte(`"delete"`)
+		f.kind = s.str()
+		if !s.lit(`,"id":`) {
+			return false
+		}
+		f.id = s.str()
+		return s.lit(`}`) && !s.bad && s.i == len(text)
+	}
+	return false
+}
+
+// storedScanner reads the fixed shape of a stored line; bad records any
+// miss, after which every read returns nothing.
+type storedScanner struct {
+	b   []byte
+	i   int
+	bad bool
+}
+
+func (s *storedScanner) lit(l string) bool {
+	if s.bad || !bytes.HasPrefix(s.b[s.i:], []byte(l)) {
+		return false
+	}
+	s.i += len(l)
+	return true
+}
+
+func (s *storedScanner) peek(c byte) bool { return s.i < len(s.b) && s.b[s.i] == c }
+
+// digits reads an integer literal: an optional minus and digits (what a
+// tx may be; interpret refuses a negative lsn).
+func (s *storedScanner) digits() []byte {
+	j := s.i
+	if j < len(s.b) && s.b[j] == '-' {
+		j++
+	}
+	k := j
+	for k < len(s.b) && s.b[k] >= '0' && s.b[k] <= '9' {
+		k++
+	}
+	if s.bad || k == j {
+		s.bad = true
+		return nil
+	}
+	v := s.b[s.i:k]
+	s.i = k
+	return v
+}
+
+// str reads a string without escapes or control characters, quotes
+// included (the raw value text the envelope holds).
+func (s *storedScanner) str() []byte {
+	if s.bad || !s.peek('"') {
+		s.bad = true
+		return nil
+	}
+	for k := s.i + 1; k < len(s.b); k++ {
+		switch c := s.b[k]; {
+		case c == '"':
+			v := s.b[s.i : k+1]
+			s.i = k + 1
+			return v
+		case c == '\\' || c < 0x20:
+			s.bad = true
+			return nil
+		}
+	}
+	s.bad = true
+	return nil
+}
