@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/strata-backup/strata/graph"
 )
@@ -267,4 +269,27 @@ func checkStoredSame(t *testing.T, l []byte) bool {
 		t.Fatalf("%s:\nstored %+v %+v\nwant   %+v %+v", line, g, full, w, want.Rec)
 	}
 	return got.Rec.Partial()
+}
+
+// TestIsBlank: the first-byte shortcut agrees with the full rule (Python's
+// str.isspace plus \x1c..\x1f over valid UTF-8) for every first byte.
+func TestIsBlank(t *testing.T) {
+	ref := func(b []byte) bool {
+		return utf8.Valid(b) && strings.TrimFunc(string(b), func(r rune) bool {
+			return unicode.IsSpace(r) || r >= 0x1c && r <= 0x1f
+		}) == ""
+	}
+	for c := range 256 {
+		for _, tail := range []string{"", " ", "\u00a0", "x", "\xff"} {
+			b := append([]byte{byte(c)}, tail...)
+			if got, want := isBlank(b), ref(b); got != want {
+				t.Errorf("isBlank(%q) = %v, want %v", b, got, want)
+			}
+		}
+	}
+	for _, s := range []string{"", " \t\r\v\f", "\u0085\u00a0\u2028\u3000", "\x1c\x1d\x1e\x1f", " {", "\u3000x"} {
+		if got, want := isBlank([]byte(s)), ref([]byte(s)); got != want {
+			t.Errorf("isBlank(%q) = %v, want %v", s, got, want)
+		}
+	}
 }

@@ -279,6 +279,7 @@ func Replay(tiers map[string]graph.Iterator, log Iterator, opts ReplayOptions) (
 	for n := range b.sorters {
 		names[n] = true
 	}
+	deleted := newDeletedNodes(b.deleted)
 	for n := range names {
 		base := tiers[n]
 		if base == nil {
@@ -295,7 +296,7 @@ func Replay(tiers map[string]graph.Iterator, log Iterator, opts ReplayOptions) (
 			}
 			delete(b.sorters, n)
 		}
-		res.Tiers[n] = &mergeIter{base: base, delta: deltaKeys{it: delta}, deleted: b.deleted, tier: n}
+		res.Tiers[n] = &mergeIter{base: base, delta: deltaKeys{it: delta}, deleted: deleted, tier: n}
 	}
 	return res, nil
 }
@@ -351,6 +352,7 @@ func (b *batch) layers(res *ReplayResult, tiers map[string]graph.Iterator, layer
 	}
 	sort.Strings(detach)
 	res.Layers = map[string]graph.Iterator{}
+	deleted := newDeletedNodes(b.deleted)
 	for n := range names {
 		var delta graph.Iterator
 		if s := b.sorters[n]; s != nil {
@@ -365,7 +367,7 @@ func (b *batch) layers(res *ReplayResult, tiers map[string]graph.Iterator, layer
 			}
 			delete(b.sorters, n)
 		}
-		res.Layers[n] = &layerIter{detach: detach, delta: deltaKeys{it: delta}, deleted: b.deleted}
+		res.Layers[n] = &layerIter{detach: detach, delta: deltaKeys{it: delta}, deleted: deleted}
 	}
 	if cerr != nil {
 		res.Close()
@@ -425,7 +427,7 @@ func (d *deltaKeys) close() error {
 type layerIter struct {
 	detach  []string // shared by the layers, read only
 	delta   deltaKeys
-	deleted map[string]int
+	deleted *deletedNodes
 	err     error
 }
 
@@ -447,7 +449,7 @@ func (l *layerIter) Next() (*graph.Record, error) {
 		return nil, err
 	}
 	seq := rec.Line
-	if !rec.Tombstone && rec.Kind == graph.KindRelationship && (detachedAfter(l.deleted, rec.StartID, seq) || detachedAfter(l.deleted, rec.EndID, seq)) {
+	if !rec.Tombstone && rec.Kind == graph.KindRelationship && (l.deleted.after(rec.StartID, seq) || l.deleted.after(rec.EndID, seq)) {
 		// Deleted with its node, later in the batch; without this
 		// tombstone, Apply would keep it (the detach line only drops
 		// relationships of older inputs).
@@ -459,19 +461,13 @@ func (l *layerIter) Next() (*graph.Record, error) {
 
 func (l *layerIter) Close() error { return l.delta.close() }
 
-// detachedAfter: the node was deleted after sequence number seq.
-func detachedAfter(deleted map[string]int, node string, seq int) bool {
-	d, ok := deleted[node]
-	return ok && d > seq
-}
-
 // mergeIter merges a tier's base state with its delta (sorted, the records
 // of one key adjacent in log order: the last one wins) and drops detached
 // relationships. The delta records' Line is their sequence number.
 type mergeIter struct {
 	base    graph.Iterator
 	delta   deltaKeys
-	deleted map[string]int
+	deleted *deletedNodes
 	tier    string
 
 	started  bool
@@ -554,7 +550,7 @@ func (m *mergeIter) next() (*graph.Record, error) {
 		if rec.Tombstone {
 			continue
 		}
-		if rec.Kind == graph.KindRelationship && (detachedAfter(m.deleted, rec.StartID, seq) || detachedAfter(m.deleted, rec.EndID, seq)) {
+		if rec.Kind == graph.KindRelationship && (m.deleted.after(rec.StartID, seq) || m.deleted.after(rec.EndID, seq)) {
 			continue
 		}
 		if seq != 0 {

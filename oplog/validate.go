@@ -180,6 +180,12 @@ func (r *Reader) Next() (*Record, error) {
 // isBlank is Python's text.strip() == "" for a UTF-8 line (invalid UTF-8 is
 // not blank: the parser names it).
 func isBlank(b []byte) bool {
+	// A line that starts with a printable ASCII byte is not blank (as
+	// invalid UTF-8 or as holding a non-space), whatever follows: the
+	// usual case, decided without reading the line.
+	if len(b) > 0 && b[0] > ' ' && b[0] < utf8.RuneSelf {
+		return false
+	}
 	if !utf8.Valid(b) {
 		return false
 	}
