@@ -45,6 +45,8 @@ type recParser struct {
 	unknown [][]byte
 	// tiers interns tier names: a log has few.
 	tiers map[string]string
+	// lastTx is the last string tx read (see interpret).
+	lastTx string
 }
 
 var recParsers = sync.Pool{New: func() any { return &recParser{tiers: map[string]string{}} }}
@@ -184,7 +186,12 @@ func (p *recParser) interpret(f *envelope, parseRec func([]byte) (*graph.Record,
 			if !isStr {
 				return nil, reasonTx
 			}
-			r.Tx = Tx{Set: true, V: string(s)}
+			// A transaction's records are consecutive: reuse the
+			// previous line's string rather than allocate one a line.
+			if string(s) != p.lastTx {
+				p.lastTx = string(s)
+			}
+			r.Tx = Tx{Set: true, V: p.lastTx}
 		}
 	}
 	if raw := f.txEnd; raw != nil {

@@ -34,7 +34,7 @@ func (p *recParser) scanStored(text []byte, f *envelope) bool {
 		}
 	}
 	if s.lit(`,"tx_end":true`) {
-		f.txEnd = []byte("true")
+		f.txEnd = litTrue
 	}
 	if !s.lit(`,"tier":`) {
 		return false
@@ -42,7 +42,7 @@ func (p *recParser) scanStored(text []byte, f *envelope) bool {
 	f.tier = s.str()
 	switch {
 	case s.lit(`,"op":"upsert","record":`):
-		f.op = []byte(`"upsert"`)
+		f.op = litUpsert
 		end := len(text) - 1
 		if s.bad || s.i >= end || text[end] != '}' {
 			return false
@@ -54,7 +54,7 @@ func (p *recParser) scanStored(text []byte, f *envelope) bool {
 		f.record, p.rec = text[s.i:end], rec
 		return true
 	case s.lit(`,"op":"delete","kind":`):
-		f.op = []byte(`"delete"`)
+		f.op = litDelete
 		f.kind = s.str()
 		if !s.lit(`,"id":`) {
 			return false
@@ -64,6 +64,14 @@ func (p *recParser) scanStored(text []byte, f *envelope) bool {
 	}
 	return false
 }
+
+// The member texts scanStored knows without reading them (shared, read
+// only: interpret does not modify an envelope).
+var (
+	litTrue   = []byte("true")
+	litUpsert = []byte(`"upsert"`)
+	litDelete = []byte(`"delete"`)
+)
 
 // storedScanner reads the fixed shape of a stored line; bad records any
 // miss, after which every read returns nothing.
