@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -89,9 +90,6 @@ Files tiers have no log: they come back as captured, with a warning.`,
 			if err := errors.Join(snapshot.Patterns(o.includes).Validate(), snapshot.Patterns(o.excludes).Validate()); err != nil {
 				return usagef("restore: %v", err)
 			}
-			if o.at == "" && o.lsn < 0 {
-				tightGC()
-			}
 			return g.withRepo(ctx, t, func(r *repo.Repository) error { return runRestore(ctx, r, t, o, args[0]) })
 		},
 	}
@@ -129,6 +127,9 @@ func runRestore(ctx context.Context, r *repo.Repository, t *terminal, o restoreO
 		var err error
 		if e, err = snapshot.Find(ctx, r, arg, snapshot.Filter{Hosts: o.host, Tags: o.tags}); err != nil {
 			return err
+		}
+		if !slices.ContainsFunc(e.Tiers, func(t snapshot.Tier) bool { return t.Format == snapshot.FormatGraph }) {
+			tightGC()
 		}
 	}
 	if o.target == "-" {
