@@ -11,6 +11,11 @@ type LineParser struct{ r Reader }
 // Parse parses one non-blank line of a state (tombstones are malformed).
 func (p *LineParser) Parse(line []byte) (*Record, string) { return p.r.parse(trimEOL(line)) }
 
+// UseSlabs has the parser hand out records from shared slabs (see arena),
+// as a Reader does: for a caller that keeps few of its records for long (a
+// replay), not one that keeps a record here and there.
+func (p *LineParser) UseSlabs() { p.r.ext.mem.on = true }
+
 // ParseStored reads the key of a canonical line that strata stored (a
 // mutation record in a log segment), as NewStoredLineIterator does: a
 // partial record, or false when the line's shape needs Parse.

@@ -57,7 +57,9 @@ func (s *Sorter) Sort() (Iterator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sort records: %w", err)
 	}
-	return &sortedRecords{m: m}, nil
+	// A replay, the Sorter's user, keeps few of the records it reads:
+	// they come from slabs (see arena).
+	return &sortedRecords{m: m, dec: recordDecoder{mem: arena{on: true}}}, nil
 }
 
 // Close removes the temporary files of a Sorter whose Sort is never called
@@ -170,7 +172,7 @@ var errCorruptItem = errors.New("corrupt record item")
 type recordDecoder struct {
 	lists map[string][]string
 	b     []byte
-	strs  []byte
+	mem   arena
 	err   bool
 }
 
@@ -233,7 +235,8 @@ func (d *recordDecoder) decode(item []byte) (*Record, error) {
 		return nil, errCorruptItem
 	}
 	d.b, d.err = item[1:], false
-	r := &Record{Kind: Kind(item[0])}
+	r := d.mem.record()
+	r.Kind = Kind(item[0])
 	id := d.bytes()
 	r.Line = int(d.uvarint())
 	if len(d.b) == 0 {
@@ -246,12 +249,12 @@ func (d *recordDecoder) decode(item []byte) (*Record, error) {
 	if d.err {
 		return nil, errCorruptItem
 	}
-	// One allocation for the strings, one for the canonical line.
+	// The record, its strings and its line come from d.mem: slabs for a
+	// Sorter's output (see arena), one allocation each otherwise.
 	canon := d.b
-	d.strs = append(append(append(append(d.strs[:0], id...), typ...), start...), end...)
-	all := string(d.strs)
+	all := d.mem.string(id, typ, start, end)
 	n1, n2, n3 := len(id), len(id)+len(typ), len(id)+len(typ)+len(start)
 	r.ID, r.Type, r.StartID, r.EndID = all[:n1], all[n1:n2], all[n2:n3], all[n3:]
-	r.Canonical = append([]byte(nil), canon...)
+	r.Canonical = append(d.mem.bytes(len(canon)), canon...)
 	return r, nil
 }

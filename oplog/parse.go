@@ -47,9 +47,31 @@ type recParser struct {
 	tiers map[string]string
 	// lastTx is the last string tx read (see interpret).
 	lastTx string
+	// stored: the line comes from a stored segment, read by a replay,
+	// which keeps few of its records for long: they come from slabs
+	// (recs, and lpStored's; see graph's arena for the trade).
+	stored   bool
+	recs     []Record
+	lpStored graph.LineParser
 }
 
-var recParsers = sync.Pool{New: func() any { return &recParser{tiers: map[string]string{}} }}
+func (p *recParser) newRecord() *Record {
+	if !p.stored {
+		return &Record{}
+	}
+	if len(p.recs) == 0 {
+		p.recs = make([]Record, 128)
+	}
+	r := &p.recs[0]
+	p.recs = p.recs[1:]
+	return r
+}
+
+var recParsers = sync.Pool{New: func() any {
+	p := &recParser{tiers: map[string]string{}}
+	p.lpStored.UseSlabs()
+	return p
+}}
 
 func parseRecord(text []byte, stored bool) (*Record, string) {
 	if bytes.IndexByte(text, '\n') >= 0 {
@@ -57,6 +79,7 @@ func parseRecord(text []byte, stored bool) (*Record, string) {
 	}
 	p := recParsers.Get().(*recParser)
 	defer recParsers.Put(p)
+	p.stored = stored
 	var f envelope
 	ok := stored && p.scanStored(text, &f)
 	if !ok {
@@ -142,7 +165,7 @@ func (f *envelope) member(key string) *[]byte {
 // interpret applies graphref's field rules, in graphref's order, to a line
 // already known to be valid JSON. parseRec parses the embedded record.
 func (p *recParser) interpret(f *envelope, parseRec func([]byte) (*graph.Record, string)) (*Record, string) {
-	r := &Record{}
+	r := p.newRecord()
 	raw := f.lsn
 	if raw == nil || !isIntLiteral(raw) || raw[0] == '-' {
 		return nil, reasonLSN

@@ -47,7 +47,7 @@ func (p *recParser) scanStored(text []byte, f *envelope) bool {
 		if s.bad || s.i >= end || text[end] != '}' {
 			return false
 		}
-		rec, ok := p.lp.ParseStored(text[s.i:end])
+		rec, ok := p.lpStored.ParseStored(text[s.i:end])
 		if !ok {
 			return false
 		}
