@@ -304,27 +304,23 @@ func WriteLines(w io.Writer, it Iterator) (n int64, err error) {
 	if lw, ok := w.(LineWriter); ok {
 		return writeEach(lw, it)
 	}
-	bw := bufio.NewWriterSize(w, 256<<10)
-	for {
-		rec, err := it.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return n, err
-		}
-		if _, err := bw.Write(rec.Canonical); err != nil {
-			return n, fmt.Errorf("write records: %w", err)
-		}
-		if err := bw.WriteByte('\n'); err != nil {
-			return n, fmt.Errorf("write records: %w", err)
-		}
-		n += int64(len(rec.Canonical)) + 1
+	bw := bufLines{bufio.NewWriterSize(w, 256<<10)}
+	if n, err = writeEach(bw, it); err != nil {
+		return n, err
 	}
 	if err := bw.Flush(); err != nil {
 		return n, fmt.Errorf("write records: %w", err)
 	}
 	return n, nil
+}
+
+// bufLines is a LineWriter over a bufio.Writer (whose errors stick, so
+// the newline's error is the line's).
+type bufLines struct{ *bufio.Writer }
+
+func (b bufLines) WriteLine(line []byte) error {
+	b.Write(line)
+	return b.WriteByte('\n')
 }
 
 // LineWriter is a writer that takes a line at a time without a copy

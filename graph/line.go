@@ -1,7 +1,5 @@
 package graph
 
-import "bytes"
-
 // LineParser parses single lines that the caller already holds (a
 // mutation record's embedded graph record, say) with the Reader's exact
 // rules, without a Reader's 256 KiB buffer. The zero value is ready; it is
@@ -19,12 +17,7 @@ func (p *LineParser) UseSlabs() { p.r.ext.mem.on = true }
 // ParseStored reads the key of a canonical line that strata stored (a
 // mutation record in a log segment), as NewStoredLineIterator does: a
 // partial record, or false when the line's shape needs Parse.
-func (p *LineParser) ParseStored(line []byte) (*Record, bool) {
-	if len(line) > maxLine {
-		return nil, false
-	}
-	return p.r.parseKeys(line)
-}
+func (p *LineParser) ParseStored(line []byte) (*Record, bool) { return p.r.parseKeys(line) }
 
 // Full returns rec with every field set: rec itself unless it is partial
 // (read by NewStoredLineIterator), else the record parsed from its
@@ -33,10 +26,7 @@ func (p *LineParser) Full(rec *Record) (*Record, error) {
 	if !rec.partial {
 		return rec, nil
 	}
-	full, reason := p.r.parse(rec.Canonical)
-	if reason == "" && !bytes.Equal(full.Canonical, rec.Canonical) {
-		reason = "not in canonical form"
-	}
+	full, reason := p.r.parseCanonical(rec.Canonical)
 	if reason != "" {
 		return nil, &SyntaxError{Tier: p.r.tier, Line: rec.Line, Reason: reason}
 	}

@@ -73,15 +73,18 @@ func (r *Reader) Next() (*Record, error) {
 		} else if isBlank(line) {
 			continue
 		}
-		if r.keysOnly && len(line) <= maxLine {
+		if r.keysOnly {
 			if rec, ok := r.parseKeys(line); ok {
 				rec.Line = r.line
 				return rec, nil
 			}
 		}
-		rec, reason := r.parse(line)
-		if reason == "" && r.strict && !bytes.Equal(rec.Canonical, line) {
-			reason = "not in canonical form"
+		var rec *Record
+		var reason string
+		if r.strict {
+			rec, reason = r.parseCanonical(line)
+		} else {
+			rec, reason = r.parse(line)
 		}
 		if reason != "" {
 			return nil, &SyntaxError{Tier: r.tier, Line: r.line, Reason: reason}
@@ -108,6 +111,16 @@ func (r *Reader) parse(line []byte) (*Record, string) {
 		return rec, ""
 	}
 	return r.parseGeneral(line)
+}
+
+// parseCanonical is parse for a line that must be canonical: a stored
+// stream's (NewLineIterator, LineParser.Full).
+func (r *Reader) parseCanonical(line []byte) (*Record, string) {
+	rec, reason := r.parse(line)
+	if reason == "" && !bytes.Equal(rec.Canonical, line) {
+		return nil, "not in canonical form"
+	}
+	return rec, reason
 }
 
 // parseGeneral is parse for any valid UTF-8 line: canonicalise, then check

@@ -48,6 +48,9 @@ const (
 // parseKeys returns the partial record of a canonical line, or false to
 // leave the line to the full parse.
 func (r *Reader) parseKeys(line []byte) (*Record, bool) {
+	if len(line) > maxLine {
+		return nil, false
+	}
 	var kind Kind
 	var body []byte // the line without its "type" member and closing brace
 	switch {
@@ -133,17 +136,11 @@ func (r *Reader) parseKeys(line []byte) (*Record, bool) {
 }
 
 // plainString finds the closing quote of a string whose text starts at
-// b[i]: false if the string is empty, holds an escape or does not end.
+// b[i]: false if the string is empty, holds an escape or a control
+// character, or does not end.
 func plainString(b []byte, i int) (int, bool) {
-	for k := i; k < len(b); k++ {
-		switch b[k] {
-		case '"':
-			return k, k > i
-		case '\\':
-			return 0, false
-		}
-	}
-	return 0, false
+	j := scanPlain(b, i)
+	return j, j > i && j < len(b) && b[j] == '"'
 }
 
 // endpointTail reads the rest of an endpoint object after its id, `}` or
@@ -186,17 +183,19 @@ func endpointTail(b []byte, i int) (int, bool) {
 // endString returns the offset after the closing quote of a string whose
 // text starts at b[i], escapes included.
 func endString(b []byte, i int) (int, bool) {
-	for i < len(b) {
-		switch b[i] {
-		case '"':
-			return i + 1, true
-		case '\\':
-			i += 2
-		default:
-			i++
+	for {
+		j := scanPlain(b, i)
+		switch {
+		case j >= len(b):
+			return 0, false
+		case b[j] == '"':
+			return j + 1, true
+		case b[j] == '\\':
+			i = j + 2
+		default: // a control character, which JSON allows only escaped
+			return 0, false
 		}
 	}
-	return 0, false
 }
 
 // Partial reports whether rec carries only its key and line (a live
