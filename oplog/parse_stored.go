@@ -9,18 +9,18 @@ import "bytes"
 //	 "op":"upsert","record":{canonical record}}
 //	... "op":"delete","kind":"node"|"relationship","id":"..."}
 //
-// with no escape in a string, and reads the embedded record by its key
-// (p.rec). A segment is authenticated and strata wrote it, so the JSON
-// checks of scan have nothing to find; interpret still applies every field
-// rule. false: the line has another shape, and scan decides.
+// and reads the embedded record by its key (p.rec). A segment is
+// authenticated and strata wrote it, so the JSON checks of scan have
+// nothing to find; interpret still applies every field rule. false: the
+// line has another shape, and scan decides.
 func (p *recParser) scanStored(text []byte, f *envelope) bool {
 	s := storedScanner{b: text}
 	if !s.lit(`{"lsn":`) {
 		return false
 	}
-	f.lsn = s.digits()
+	f.lsn = s.number()
 	if s.lit(`,"prev_lsn":`) {
-		f.prevLSN = s.digits()
+		f.prevLSN = s.number()
 	}
 	if !s.lit(`,"ts":`) {
 		return false
@@ -30,7 +30,7 @@ func (p *recParser) scanStored(text []byte, f *envelope) bool {
 		if s.peek('"') {
 			f.tx = s.str()
 		} else {
-			f.tx = s.digits()
+			f.tx = s.number()
 		}
 	}
 	if s.lit(`,"tx_end":true`) {
@@ -91,44 +91,34 @@ func (s *storedScanner) lit(l string) bool {
 
 func (s *storedScanner) peek(c byte) bool { return s.i < len(s.b) && s.b[s.i] == c }
 
-// digits reads an integer literal: an optional minus and digits (what a
-// tx may be; interpret refuses a negative lsn).
-func (s *storedScanner) digits() []byte {
-	j := s.i
-	if j < len(s.b) && s.b[j] == '-' {
-		j++
-	}
-	k := j
-	for k < len(s.b) && s.b[k] >= '0' && s.b[k] <= '9' {
-		k++
-	}
-	if s.bad || k == j {
+// number reads a number literal (interpret checks that lsn, prev_lsn and
+// an integer tx are integers).
+func (s *storedScanner) number() []byte {
+	if s.bad || s.i >= len(s.b) {
 		s.bad = true
 		return nil
 	}
-	v := s.b[s.i:k]
-	s.i = k
-	return v
+	return s.take(scanNumber(s.b, s.i))
 }
 
-// str reads a string without escapes or control characters, quotes
-// included (the raw value text the envelope holds).
+// str reads a string, quotes included (the raw value text the envelope
+// holds; interpret decodes it).
 func (s *storedScanner) str() []byte {
 	if s.bad || !s.peek('"') {
 		s.bad = true
 		return nil
 	}
-	for k := s.i + 1; k < len(s.b); k++ {
-		switch c := s.b[k]; {
-		case c == '"':
-			v := s.b[s.i : k+1]
-			s.i = k + 1
-			return v
-		case c == '\\' || c < 0x20:
-			s.bad = true
-			return nil
-		}
+	j, _ := scanString(s.b, s.i)
+	return s.take(j)
+}
+
+// take returns the value up to end (-1: none) and moves past it.
+func (s *storedScanner) take(end int) []byte {
+	if end < 0 {
+		s.bad = true
+		return nil
 	}
-	s.bad = true
-	return nil
+	v := s.b[s.i:end]
+	s.i = end
+	return v
 }
