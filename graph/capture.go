@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -18,11 +19,13 @@ import (
 // A Checker followed by a Sorter per tier does the work twice: the checker
 // sorts every node and relationship id on its own (and then joins them, on
 // one core, before anything can be stored), although the record sorts put
-// the same ids in the same order anyway. Capture sorts only the records and
-// the relationships' endpoints; Run merges the tiers' sorted records by id,
-// which finds ids defined twice (in one tier or across tiers), joins the
-// nodes with the sorted endpoints, which finds dangling relationships, and
-// hands each record on to its tier's Iterator as it goes. The check thus
+// the same ids in the same order anyway. Capture sorts only the records;
+// Run merges the tiers' sorted records by id, which finds ids defined twice
+// (in one tier or across tiers), puts the nodes, which come first, in a
+// table, looks up the endpoints of each relationship after them, which
+// finds dangling relationships (a graph whose nodes do not fit the table
+// has its endpoints sorted and joined with the nodes instead), and hands
+// each record on to its tier's Iterator as it goes. The check thus
 // runs alongside the store, and its report is ready when the last record
 // has been handed out. The report is the Checker's, word for word.
 //
@@ -35,10 +38,12 @@ type Capture struct {
 	// MaxProblems and MaxWarnings cap the report's lists as the Checker's.
 	MaxProblems, MaxWarnings int
 
-	tiers []*TierSorter
-	outs  []*captureIter
-	err   error // set before the outputs close
-	ran   bool
+	tiers    []*TierSorter
+	outs     []*captureIter
+	memLimit int64
+	table    bool  // Run checks with a node table (for tests)
+	err      error // set before the outputs close
+	ran      bool
 }
 
 // TierSorter collects one tier's records for a Capture. It is not safe for
@@ -46,11 +51,16 @@ type Capture struct {
 type TierSorter struct {
 	name   string
 	recs   *extSort // record items (see Add)
-	refs   *extSort // endpoint items
+	refs   *extSort // endpoint items, filled by Run if the node table does not fit
 	stats  *Stats
 	seed   maphash.Seed // the Capture's, for labelHash
 	counts tierCounts
 	buf    []byte
+	// lists holds the tier's node label lists by labelHash, for the words
+	// of a warning in table mode; listsFull: there were more than
+	// maxLabelLists, and Run joins the sorted endpoints instead.
+	lists     map[uint64][]string
+	listsFull bool
 }
 
 // Share of a tier's memory for its endpoint sort: a relationship record of
@@ -60,14 +70,14 @@ const refShare = 3
 // NewCapture returns a Capture of the named tiers that holds up to memLimit
 // bytes of items in memory, spilling sorted runs to tmpDir.
 func NewCapture(names []string, memLimit int64, tmpDir string) *Capture {
-	c := &Capture{MaxProblems: 1000, MaxWarnings: 100}
+	c := &Capture{MaxProblems: 1000, MaxWarnings: 100, memLimit: memLimit}
 	share := memLimit / int64(max(len(names), 1))
 	seed := maphash.MakeSeed()
 	for _, name := range names {
 		c.tiers = append(c.tiers, &TierSorter{
 			name:  name,
 			recs:  newExtSort(share-share/refShare, tmpDir, compareEncoded, prefixEncoded),
-			refs:  newExtSort(share/refShare, tmpDir, compareRelEntries, prefixEntry),
+			refs:  newExtSort(share/refShare, tmpDir, compareRefItems, prefixEntry),
 			stats: newStats(),
 			seed:  seed,
 		})
@@ -100,10 +110,14 @@ func (c *Capture) Close() error {
 
 // Items of a Capture's record sort:
 //
-//	kind byte | str id | uvarint line | (nodes) 8-byte label hash | canonical line
+//	kind byte | str id | uvarint line | node: 8-byte label hash |
+//	relationship: str start id | 8-byte hash | str end id | 8-byte hash |
+//	canonical line
 //
-// (kind and id first, as the Sorter's items, so that they compare alike),
-// and of its endpoint sort:
+// (kind and id first, as the Sorter's items, so that they compare alike;
+// a relationship's hashes are of its endpoints' labels), and of the
+// endpoint sort, which Run makes from the relationship items only when the
+// node table does not fit (see Capture.open):
 //
 //	str node id | uvarint line | end byte | 8-byte label hash
 //
@@ -126,23 +140,54 @@ func (t *TierSorter) Add(rec *Record, line int) error {
 	} else {
 		t.stats.Relationships++
 		t.countType(rec.Type)
+		b = appendStr(b, rec.StartID)
+		b = binary.LittleEndian.AppendUint64(b, t.labels(rec.StartLabels, false))
+		b = appendStr(b, rec.EndID)
+		b = binary.LittleEndian.AppendUint64(b, t.labels(rec.EndLabels, false))
 	}
 	t.buf = b
 	if err := t.recs.add2(t.buf, rec.Canonical); err != nil {
 		return fmt.Errorf("sort records: %w", err)
 	}
-	if rec.Kind != KindRelationship {
-		return nil
+	return nil
+}
+
+// maxLabelLists bounds a tier's distinct node label lists kept for the node
+// table's warnings; a graph with more is checked by the endpoint sort.
+const maxLabelLists = 1 << 12
+
+// rememberList keeps a node label list for the words of a warning.
+func (t *TierSorter) rememberList(hash uint64, list []string) {
+	if _, ok := t.lists[hash]; ok || t.listsFull {
+		return
 	}
-	for end, id := range []string{rec.StartID, rec.EndID} {
-		labels := rec.StartLabels
-		if end == 1 {
-			labels = rec.EndLabels
+	if len(t.lists) >= maxLabelLists {
+		t.listsFull = true
+		return
+	}
+	if t.lists == nil {
+		t.lists = map[uint64][]string{}
+	}
+	t.lists[hash] = slices.Clone(list)
+}
+
+// addRefs adds the endpoint items of the relationship item rel to the
+// endpoint sort.
+func (t *TierSorter) addRefs(rel []byte) error {
+	var d recordDecoder
+	d.b = rel[1:]
+	d.bytes() // the relationship's id
+	line := d.uvarint()
+	for end := range 2 {
+		id := d.bytes()
+		if d.err || len(d.b) < 8 {
+			return fmt.Errorf("sort records: %w", errCorruptItem)
 		}
-		b := appendStr(t.buf[:0], id)
-		b = binary.AppendUvarint(b, uint64(line))
+		b := binary.AppendUvarint(t.buf[:0], uint64(len(id)))
+		b = binary.AppendUvarint(append(b, id...), line)
 		b = append(b, byte(end))
-		t.buf = binary.LittleEndian.AppendUint64(b, t.labels(labels, false))
+		t.buf = append(b, d.b[:8]...)
+		d.b = d.b[8:]
 		if err := t.refs.add(t.buf); err != nil {
 			return fmt.Errorf("check record: %w", err)
 		}
@@ -234,16 +279,57 @@ func (c *Capture) Run(ctx context.Context) (rep *Report, err error) {
 	return m.finish(), nil
 }
 
-// open sorts every tier's records and endpoints, the tiers in parallel.
+// open sorts every tier's records, the tiers in parallel, and readies the
+// dangling check: a table of the nodes, if it fits in the endpoint sort's
+// share of the memory, or else the endpoint sort.
+//
+// The table (16 bytes a node) is filled as the nodes come out of the merge,
+// which is before any relationship, and each relationship record looks its
+// endpoints up as it passes: no endpoint is sorted, spilled or read back.
+// A graph with more nodes than fit, or more distinct label lists than
+// maxLabelLists, is checked as before: its endpoint items, made now from
+// the relationship items, are sorted and joined with the nodes. The report
+// is the same either way, word for word and in order.
 func (c *Capture) open() (*captureMerge, error) {
 	m := &captureMerge{c: c, recs: make([]*mergeIter, len(c.tiers)), refs: make([]*mergeIter, len(c.tiers))}
+	var nodes int64
+	lists := map[uint64][]string{}
+	fits := true
+	for _, t := range c.tiers {
+		t.flushCounts()
+		nodes += t.stats.Nodes
+		fits = fits && !t.listsFull
+		for h, l := range t.lists {
+			lists[h] = l
+		}
+	}
+	if n := tableSlots(nodes, c.memLimit/refShare); fits && n > 0 {
+		m.table = newNodeTable(n, lists)
+		c.table = true
+	}
 	var g errgroup.Group
 	for i, t := range c.tiers {
-		t.flushCounts()
 		g.Go(func() (err error) {
+			if m.table == nil {
+				err = t.recs.each(func(item []byte) error {
+					if Kind(item[0]) != KindRelationship {
+						return nil
+					}
+					return t.addRefs(item)
+				})
+				if err != nil {
+					t.recs.discard()
+					t.refs.discard()
+					return err
+				}
+			}
 			if m.recs[i], err = t.recs.sorted(); err != nil {
 				t.refs.discard()
 				return err
+			}
+			if m.table != nil {
+				t.refs.discard()
+				return nil
 			}
 			m.refs[i], err = t.refs.sorted()
 			return err

@@ -18,6 +18,7 @@ type listCount struct {
 	list  []string
 	hash  uint64 // labelHash(list)
 	nodes int64  // nodes carrying the list, not yet in the stats
+	known bool   // in the tier's lists (see rememberList)
 }
 
 type typeCount struct {
@@ -43,6 +44,10 @@ func (t *TierSorter) labels(list []string, node bool) uint64 {
 	}
 	if node {
 		e.nodes++
+		if !e.known {
+			e.known = true
+			t.rememberList(e.hash, list)
+		}
 	}
 	return e.hash
 }

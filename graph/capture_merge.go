@@ -33,6 +33,13 @@ type captureMerge struct {
 	nodes, rels int64
 	dec         recordDecoder
 	rd          Reader // parses records back for reparse
+	// table is the node table (nil: the endpoints are sorted and joined);
+	// with it, the endpoints' problems and warnings and the duplicates
+	// wait for finishTable, which lists them in the join's order.
+	table                *nodeTable
+	batch                relBatch
+	dangling, mismatched endHeap
+	dupNodes, dupRels    []Problem
 }
 
 // pending is a listed problem (or warning) waiting for its relationship.
@@ -55,6 +62,9 @@ type recCursor struct {
 	line  int
 	hash  uint64 // of a node's labels
 	canon []byte
+	// a relationship's endpoints and the hashes of their labels
+	start, end         []byte
+	startHash, endHash uint64
 }
 
 // refCursor is a tier's current endpoint item, decoded likewise.
@@ -96,9 +106,15 @@ func (m *captureMerge) run(ctx context.Context) error {
 		if err := m.nextRec(i); err != nil {
 			return err
 		}
+		if m.table != nil {
+			continue
+		}
 		if err := m.nextRef(i); err != nil {
 			return err
 		}
+	}
+	if m.table != nil {
+		m.refsDone = true // no endpoints to join
 	}
 	for {
 		t := m.minRec()
@@ -117,6 +133,11 @@ func (m *captureMerge) run(ctx context.Context) error {
 				return err
 			}
 		}
+		if cur.kind == KindRelationship && m.table != nil {
+			if err := m.lookEnds(t, cur); err != nil {
+				return err
+			}
+		}
 		if m.have && cur.kind == m.lastKind && bytes.Equal(cur.id, m.lastID) {
 			m.duplicate(t, cur)
 		} else {
@@ -125,7 +146,13 @@ func (m *captureMerge) run(ctx context.Context) error {
 			m.lastHash = cur.hash
 			if cur.kind == KindNode {
 				m.nodes++
-				if err := m.join(cur); err != nil {
+				var err error
+				if m.table != nil {
+					err = m.table.insert(cur.id, cur.hash)
+				} else {
+					err = m.join(cur)
+				}
+				if err != nil {
 					return err
 				}
 			} else {
@@ -141,6 +168,11 @@ func (m *captureMerge) run(ctx context.Context) error {
 	}
 	if !m.refsDone {
 		if err := m.join(nil); err != nil {
+			return err
+		}
+	}
+	if m.table != nil {
+		if err := m.resolve(); err != nil {
 			return err
 		}
 	}
@@ -220,6 +252,9 @@ func (m *captureMerge) nextRec(t int) error {
 			return fmt.Errorf("sort records: %w", errCorruptItem)
 		}
 		c.hash, d.b = binary.LittleEndian.Uint64(d.b), d.b[8:]
+	}
+	if c.kind == KindRelationship && !d.err {
+		relEnds(d, c)
 	}
 	if d.err {
 		return fmt.Errorf("sort records: %w", errCorruptItem)
@@ -348,12 +383,19 @@ func sortedCopy(l []string) []string {
 
 // duplicate reports a second definition of the id merged last.
 func (m *captureMerge) duplicate(t int, cur *recCursor) {
+	p := func() Problem {
+		return Problem{Tier: m.c.tiers[t].name, Line: cur.line,
+			ID: string(cur.id), Kind: "duplicate", Detail: fmt.Sprintf("%s %s defined at %s and %s",
+				cur.kind, cur.id, m.where(m.lastTier, m.lastLine), m.where(t, cur.line))}
+	}
+	if m.table != nil {
+		m.duplicateInTable(p, cur.kind)
+		return
+	}
 	if !m.rep.roomForProblem(m.c.MaxProblems) {
 		return
 	}
-	m.rep.Problems = append(m.rep.Problems, Problem{Tier: m.c.tiers[t].name, Line: cur.line,
-		ID: string(cur.id), Kind: "duplicate", Detail: fmt.Sprintf("%s %s defined at %s and %s",
-			cur.kind, cur.id, m.where(m.lastTier, m.lastLine), m.where(t, cur.line))})
+	m.rep.Problems = append(m.rep.Problems, p())
 }
 
 func (m *captureMerge) where(tier, line int) string {
@@ -436,6 +478,9 @@ func (m *captureMerge) finish() *Report {
 		} else {
 			tiers[t.name] = t.stats
 		}
+	}
+	if m.table != nil {
+		m.finishTable()
 	}
 	m.rep.finish(tiers, m.nodes, m.rels)
 	return &m.rep

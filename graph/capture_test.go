@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,11 +67,17 @@ func captureRun(t *testing.T, c *Capture, names []string, tiers map[string][]*Re
 
 // TestCaptureMatchesChecker holds the fused sort-and-check to the Checker
 // and the Sorter on random graphs full of duplicates, dangling endpoints
-// and label mismatches, with memory so small that every sort spills runs
-// (and merges them in passes).
+// and label mismatches, in both of its ways to find dangling endpoints:
+// with memory so small that every sort spills runs (and merges them in
+// passes) and the endpoints are sorted, and with a node table.
 func TestCaptureMatchesChecker(t *testing.T) {
-	for _, seed := range []uint64{3, 11, 29} {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+	for _, tc := range []struct {
+		seed  uint64
+		mem   int64
+		table bool
+	}{{3, 12 << 10, false}, {11, 12 << 10, false}, {29, 12 << 10, false}, {3, 16 << 20, true}, {11, 16 << 20, true}, {29, 16 << 20, true}} {
+		seed := tc.seed
+		t.Run(fmt.Sprint(seed, tc.table), func(t *testing.T) {
 			g := newRandGen(seed)
 			names := []string{"fast", "warm", "cold"}
 			tiers := map[string][]*Record{}
@@ -81,11 +89,14 @@ func TestCaptureMatchesChecker(t *testing.T) {
 			chk.MaxProblems, chk.MaxWarnings = 1<<20, 1<<20
 			want := checkTiers(t, chk, names, tiers)
 
-			c := NewCapture(names, 12<<10, dir)
+			c := NewCapture(names, tc.mem, dir)
 			c.MaxProblems, c.MaxWarnings = 1<<20, 1<<20
 			out, got, err := captureRun(t, c, names, tiers)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c.table != tc.table {
+				t.Fatalf("node table used: %v, want %v", c.table, tc.table)
 			}
 			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 				t.Errorf("temporary files left: %d", len(ents))
@@ -138,6 +149,68 @@ func TestCaptureMatchesChecker(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCaptureTableMatchesJoin: the node table and the endpoint sort list
+// the same problems and warnings in the same order, also when the caps cut
+// the lists (which keeps the first ones in the join's order), on random
+// graphs and on one with more distinct label lists than the table keeps
+// (which must fall back to the sort).
+func TestCaptureTableMatchesJoin(t *testing.T) {
+	names := []string{"fast", "warm", "cold"}
+	graphs := map[string]map[string][]*Record{}
+	for _, seed := range []uint64{5, 17} {
+		g := newRandGen(seed)
+		tiers := map[string][]*Record{}
+		for _, tier := range names {
+			tiers[tier] = g.records(t, 600, 300, 400, tier)
+		}
+		graphs[fmt.Sprint("random ", seed)] = tiers
+	}
+	// Every node its own label list, relationships to nodes with other
+	// labels and to none.
+	var lines []string
+	n := maxLabelLists + 10
+	for i := range n {
+		lines = append(lines, fmt.Sprintf(`{"type":"node","id":"n%d","labels":["L%d"]}`, i, i))
+	}
+	for i := range 300 {
+		start := fmt.Sprint("n", i*29%n)
+		if i%4 == 0 {
+			start = fmt.Sprint("missing", i)
+		}
+		lines = append(lines, fmt.Sprintf(`{"type":"relationship","id":"r%d","label":"T","start":{"id":%q,"labels":["L%d"]},"end":{"id":"n%d","labels":["X"]}}`,
+			i, start, i*29%n, i*13%n))
+	}
+	graphs["many label lists"] = map[string][]*Record{"fast": readAll(t, strings.Join(lines, "\n"), "fast")}
+
+	for name, tiers := range graphs {
+		for _, caps := range [][2]int{{1 << 20, 1 << 20}, {7, 3}, {40, 1}, {0, 0}} {
+			t.Run(fmt.Sprint(name, caps), func(t *testing.T) {
+				run := func(mem int64) (*Capture, *Report) {
+					c := NewCapture(names, mem, t.TempDir())
+					c.MaxProblems, c.MaxWarnings = caps[0], caps[1]
+					_, rep, err := captureRun(t, c, names, tiers)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return c, rep
+				}
+				cs, sorted := run(12 << 10)
+				ct, table := run(64 << 20)
+				wantTable := name != "many label lists"
+				if cs.table || ct.table != wantTable {
+					t.Fatalf("node table used: %v and %v, want false and %v", cs.table, ct.table, wantTable)
+				}
+				if sorted.ProblemCount < 20 || sorted.WarningCount < 2 {
+					t.Fatalf("test graph too clean: %d problems, %d warnings", sorted.ProblemCount, sorted.WarningCount)
+				}
+				if !reflect.DeepEqual(table, sorted) {
+					t.Errorf("reports differ:\n table %+v\nsorted %+v", table, sorted)
+				}
+			})
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -129,6 +130,26 @@ func compareNodeEntries(a, b []byte) int {
 		return c
 	}
 	return int(ra[0]) - int(rb[0])
+}
+
+// compareRefItems orders a Capture's endpoint items by node id, then by the
+// relationship's line and the end (start first): the order in which the
+// items of one tier were once added, whatever order they are added in.
+func compareRefItems(a, b []byte) int {
+	ida, ra := entryID(a)
+	idb, rb := entryID(b)
+	if c := bytes.Compare(ida, idb); c != 0 {
+		return c
+	}
+	la, ka := binary.Uvarint(ra)
+	lb, kb := binary.Uvarint(rb)
+	if la != lb {
+		return cmp.Compare(la, lb)
+	}
+	if ka <= 0 || kb <= 0 || len(ra) <= ka || len(rb) <= kb {
+		return 0 // corrupt: nextRef reports it
+	}
+	return int(ra[ka]) - int(rb[kb])
 }
 
 func compareRelEntries(a, b []byte) int {

@@ -300,6 +300,43 @@ func (s *extSort) removeRuns(paths []string) {
 	}
 }
 
+// each calls fn with every item added so far, in no particular order (the
+// runs' items, then those in memory), before the sort starts. An item is
+// valid only during its call.
+func (s *extSort) each(fn func(item []byte) error) error {
+	if s.done {
+		return errors.New("read items: sort already started")
+	}
+	for _, path := range s.runs {
+		src, err := s.openRun(path)
+		if err != nil {
+			return err
+		}
+		for {
+			item, err := src.next()
+			if err == io.EOF {
+				break
+			}
+			if err == nil {
+				err = fn(item)
+			}
+			if err != nil {
+				src.close()
+				return err
+			}
+		}
+		if err := src.close(); err != nil {
+			return fmt.Errorf("read sort run: %w", err)
+		}
+	}
+	for _, r := range s.items {
+		if err := fn(s.item(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // discard removes the run files of a sort that will not be merged.
 func (s *extSort) discard() {
 	s.removeRuns(s.runs)
