@@ -602,13 +602,20 @@ func (d *driller) partition(ctx context.Context) ScenarioReport {
 	d.step("backup through a short partition", func() (string, error) {
 		// With retries (backoff and jitter, as object stores get), a cut
 		// that heals within the retry budget costs time, not the backup.
-		retried, err := d.opts.Open(ctx, backend.Retry(fs.flaky, backend.RetryOptions{Base: 50 * time.Millisecond, Max: time.Second, Attempts: 8}))
+		// Twelve tries: the full-jitter waits of eight add up to less
+		// than the partition in about one run of 2,000 (simulated).
+		retried, err := d.opts.Open(ctx, backend.Retry(fs.flaky, backend.RetryOptions{Base: 50 * time.Millisecond, Max: time.Second, Attempts: 12}))
 		if err != nil {
 			return "", err
 		}
-		time.AfterFunc(10*time.Millisecond, fs.flaky.Cut)
-		heal := time.AfterFunc(400*time.Millisecond, fs.flaky.Heal)
-		defer heal.Stop()
+		// The heal is timed from the cut: two timers started together
+		// could run in either order on a starved machine, and a heal
+		// before the cut left the store cut for good.
+		cut := time.AfterFunc(10*time.Millisecond, func() {
+			fs.flaky.Cut()
+			time.AfterFunc(400*time.Millisecond, fs.flaky.Heal)
+		})
+		defer cut.Stop()
 		res, err := snapshot.Backup(ctx, retried, snapshot.BackupOptions{Paths: []string{src}, Tags: []string{"drill-partition"}})
 		if err != nil {
 			return "", fmt.Errorf("the backup did not survive a 0.4 s partition: %w", err)
