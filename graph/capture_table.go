@@ -213,38 +213,35 @@ func (m *captureMerge) checkEnds(r *batchedRel, buf []byte) error {
 		if node != nil && node.hash == l.hash {
 			continue
 		}
-		e := endEntry{tier: r.tier, line: r.line, end: byte(end)}
+		kept, max := &m.mismatched, m.c.MaxWarnings
 		if node == nil {
 			m.rep.ProblemCount++
-			if !m.dangling.wants(id, &e, m.c.MaxProblems) {
-				continue
-			}
-			rel, err := words()
-			if err != nil {
-				return err
-			}
-			e.node = string(id)
-			e.problem = Problem{Tier: m.c.tiers[r.tier].name, Line: r.line, ID: rel.ID, Kind: "dangling",
-				Detail: fmt.Sprintf("relationship %s (%s) at %s: %s node %s does not exist", rel.ID, rel.Type, m.where(r.tier, r.line), endName(e.end), id)}
-			m.dangling.add(e, m.c.MaxProblems)
-			continue
+			kept, max = &m.dangling, m.c.MaxProblems
+		} else {
+			m.rep.WarningCount++
 		}
-		m.rep.WarningCount++
-		if !m.mismatched.wants(id, &e, m.c.MaxWarnings) {
+		e := endEntry{tier: r.tier, line: r.line, end: byte(end)}
+		if !kept.wants(id, &e, max) {
 			continue
 		}
 		rel, err := words()
 		if err != nil {
 			return err
 		}
-		labels := rel.StartLabels
-		if end == 1 {
-			labels = rel.EndLabels
-		}
 		e.node = string(id)
-		e.warning = fmt.Sprintf("relationship %s at %s: %s labels %s differ from node %s's %s",
-			rel.ID, m.where(r.tier, r.line), endName(e.end), labelList(sortedCopy(labels)), id, labelList(node.sorted))
-		m.mismatched.add(e, m.c.MaxWarnings)
+		where := m.where(r.tier, r.line)
+		if node == nil {
+			e.problem = Problem{Tier: m.c.tiers[r.tier].name, Line: r.line, ID: rel.ID, Kind: "dangling",
+				Detail: fmt.Sprintf("relationship %s (%s) at %s: %s node %s does not exist", rel.ID, rel.Type, where, endName(e.end), id)}
+		} else {
+			labels := rel.StartLabels
+			if end == 1 {
+				labels = rel.EndLabels
+			}
+			e.warning = fmt.Sprintf("relationship %s at %s: %s labels %s differ from node %s's %s",
+				rel.ID, where, endName(e.end), labelList(sortedCopy(labels)), id, labelList(node.sorted))
+		}
+		kept.add(e, max)
 	}
 	return nil
 }
