@@ -171,23 +171,18 @@ func (t *TierSorter) rememberList(hash uint64, list []string) {
 	t.lists[hash] = slices.Clone(list)
 }
 
-// addRefs adds the endpoint items of the relationship item rel to the
-// endpoint sort.
-func (t *TierSorter) addRefs(rel []byte) error {
-	var d recordDecoder
-	d.b = rel[1:]
-	d.bytes() // the relationship's id
-	line := d.uvarint()
-	for end := range 2 {
-		id := d.bytes()
-		if d.err || len(d.b) < 8 {
-			return fmt.Errorf("sort records: %w", errCorruptItem)
+// addRefs adds the endpoint items of the relationship c to the endpoint
+// sort.
+func (t *TierSorter) addRefs(c *recCursor) error {
+	for end, id := range [2][]byte{c.start, c.end} {
+		hash := c.startHash
+		if end == 1 {
+			hash = c.endHash
 		}
 		b := binary.AppendUvarint(t.buf[:0], uint64(len(id)))
-		b = binary.AppendUvarint(append(b, id...), line)
+		b = binary.AppendUvarint(append(b, id...), uint64(c.line))
 		b = append(b, byte(end))
-		t.buf = append(b, d.b[:8]...)
-		d.b = d.b[8:]
+		t.buf = binary.LittleEndian.AppendUint64(b, hash)
 		if err := t.refs.add(t.buf); err != nil {
 			return fmt.Errorf("check record: %w", err)
 		}
@@ -311,11 +306,13 @@ func (c *Capture) open() (*captureMerge, error) {
 	for i, t := range c.tiers {
 		g.Go(func() (err error) {
 			if m.table == nil {
+				var d recordDecoder
+				var c recCursor
 				err = t.recs.each(func(item []byte) error {
-					if Kind(item[0]) != KindRelationship {
-						return nil
+					if err := decodeRecItem(&d, item, &c); err != nil || c.kind != KindRelationship {
+						return err
 					}
-					return t.addRefs(item)
+					return t.addRefs(&c)
 				})
 				if err != nil {
 					t.recs.discard()

@@ -238,23 +238,25 @@ func (m *captureMerge) nextRec(t int) error {
 	if c.ok = ok; !ok {
 		return err
 	}
+	return decodeRecItem(&m.dec, item, c)
+}
+
+// decodeRecItem decodes a record item of a Capture (see TierSorter.Add)
+// into c, whose slices alias item.
+func decodeRecItem(d *recordDecoder, item []byte, c *recCursor) error {
 	if len(item) < 2 || item[0] > byte(KindRelationship) {
 		return fmt.Errorf("sort records: %w", errCorruptItem)
 	}
-	d := &m.dec
 	d.b, d.err = item[1:], false
 	c.kind = Kind(item[0])
 	c.id = d.bytes()
 	c.line = int(d.uvarint())
 	c.hash = 0
-	if c.kind == KindNode && !d.err {
-		if len(d.b) < 8 {
-			return fmt.Errorf("sort records: %w", errCorruptItem)
-		}
-		c.hash, d.b = binary.LittleEndian.Uint64(d.b), d.b[8:]
-	}
-	if c.kind == KindRelationship && !d.err {
-		relEnds(d, c)
+	if c.kind == KindNode {
+		c.hash = d.uint64()
+	} else {
+		c.start, c.startHash = d.bytes(), d.uint64()
+		c.end, c.endHash = d.bytes(), d.uint64()
 	}
 	if d.err {
 		return fmt.Errorf("sort records: %w", errCorruptItem)

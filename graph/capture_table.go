@@ -3,7 +3,6 @@ package graph
 import (
 	"cmp"
 	"container/heap"
-	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"math/bits"
@@ -353,21 +352,4 @@ func (h *endHeap) sorted() []endEntry {
 	s := slices.Clone(*h)
 	slices.SortFunc(s, func(a, b endEntry) int { return compareEnd(&a, &b) })
 	return s
-}
-
-// relEnds decodes the endpoints of a relationship record item's head (after
-// its line): start id and labels hash, end id and labels hash.
-func relEnds(d *recordDecoder, c *recCursor) {
-	c.start = d.bytes()
-	if d.err || len(d.b) < 8 {
-		d.err = true
-		return
-	}
-	c.startHash, d.b = binary.LittleEndian.Uint64(d.b), d.b[8:]
-	c.end = d.bytes()
-	if d.err || len(d.b) < 8 {
-		d.err = true
-		return
-	}
-	c.endHash, d.b = binary.LittleEndian.Uint64(d.b), d.b[8:]
 }

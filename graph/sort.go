@@ -186,6 +186,17 @@ func (d *recordDecoder) uvarint() uint64 {
 	return v
 }
 
+// uint64 reads 8 bytes little-endian.
+func (d *recordDecoder) uint64() uint64 {
+	if len(d.b) < 8 {
+		d.err, d.b = true, nil
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
 func (d *recordDecoder) bytes() []byte {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
