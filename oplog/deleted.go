@@ -49,15 +49,20 @@ func filterBits(h uint64) (word, bits uint64) {
 // after reports whether node was deleted after sequence number seq (0:
 // at all, for a record of the base).
 func (d *deletedNodes) after(node string, seq int) bool {
-	if d.words == nil {
-		return false
-	}
-	w, bits := filterBits(idHash(node))
-	if d.words[w&d.mask]&bits != bits {
+	if !d.mayHold(node) {
 		return false
 	}
 	s, ok := d.m[node]
 	return ok && s > seq
+}
+
+// mayHold is the filter: false means node is not in the set.
+func (d *deletedNodes) mayHold(node string) bool {
+	if d.words == nil {
+		return false
+	}
+	w, bits := filterBits(idHash(node))
+	return d.words[w&d.mask]&bits == bits
 }
 
 // idHash mixes an id's first and last eight bytes and its length: a few
