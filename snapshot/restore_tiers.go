@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,18 +118,34 @@ func RestoreSnapshot(ctx context.Context, r *repo.Repository, e Entry, opts Snap
 	for n := range ps.Tiers {
 		names = append(names, n)
 	}
-	slices.Sort(names)
+	slices.Sort(names) // the report's order
+	// The writers start largest tier first (by the snapshot's sizes; a tier
+	// only the log made comes last), so that the longest stream never waits
+	// for a short one to finish.
+	size := map[string]int64{}
+	for _, t := range sn.Tiers {
+		size[t.Name] = t.Bytes
+	}
+	start := make([]int, len(names))
+	for i := range start {
+		start[i] = i
+	}
+	slices.SortStableFunc(start, func(a, b int) int { return cmp.Compare(size[names[b]], size[names[a]]) })
 	// Each tier's state is its own stream (its base, layers and delta), so
-	// tiers are written side by side, one per core: one at a time, a single
-	// goroutine parsed every line while the loaders left a core idle.
+	// tiers are written side by side, one more than there are cores: one
+	// per core left cores idle while a stream waited for its loader or the
+	// disk. The bench's three tiers on two cores, all three at once and
+	// largest first: median 3.41 s against 3.69 s, faster in 5 of 6
+	// alternating rounds.
 	type written struct {
 		n   int64
 		err error
 	}
 	outs := make([]written, len(names))
 	var g errgroup.Group
-	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i, name := range names {
+	g.SetLimit(runtime.GOMAXPROCS(0) + 1)
+	for _, i := range start {
+		name := names[i]
 		g.Go(func() error {
 			if err := ctx.Err(); err != nil {
 				outs[i].err = err
