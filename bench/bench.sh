@@ -33,12 +33,13 @@
 # BenchmarkPipelineStage; BENCH_WORK (work directory; default
 # bench/work, or /tmp/strata-bench when only /tmp has room);
 # BENCH_ROUNDS=N repeats the tool phases N times with fresh repositories
-# (default 1; the figures are then medians); BENCH_KEEP=1 keeps the data
+# (default 3; the figures are the medians: one round's wall times swing by
+# a third on a shared machine); BENCH_KEEP=1 keeps the data
 # and repositories; BENCH_SKIP_GRAPH=1 skips the graph-tier phases and
 # BENCH_SKIP_LAYERS=1 the layered restore; BENCH_SKIP_HEAP=1 skips the Go
 # benchmark; BENCH_SKIP_PITR=1 the point-in-time recovery phase, whose size
 # BENCH_PITR_RECORDS (default 1000000), BENCH_PITR_REPS (restores of each
-# kind, default 3) and BENCH_RPO_SAMPLES (default 30) set; BENCH_PITR_CHECK=1
+# kind, default 5) and BENCH_RPO_SAMPLES (default 30) set; BENCH_PITR_CHECK=1
 # also checks restore --lsn against ../shared/tools/graphref.py (small runs
 # only); BENCH_NO_DOCS=1 prints the table without touching docs/.
 set -eu
@@ -48,7 +49,7 @@ ROOT=$(pwd)
 SIZE=${BENCH_SIZE:-1GiB}
 LSIZE=${BENCH_LAYERS_SIZE:-200MiB}
 LREPS=${BENCH_LAYERS_REPS:-5}
-ROUNDS=${BENCH_ROUNDS:-1}
+ROUNDS=${BENCH_ROUNDS:-3}
 T0=$(date +%s)
 
 log() { printf '==> [%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
@@ -87,7 +88,7 @@ avail_kb() { df -Pk "$1" 2>/dev/null | awk 'NR==2 {print $4}'; }
 PITR=1
 [ "${BENCH_SKIP_PITR:-}" != 1 ] || PITR=
 PRECORDS=${BENCH_PITR_RECORDS:-1000000}
-PREPS=${BENCH_PITR_REPS:-3}
+PREPS=${BENCH_PITR_REPS:-5}
 RPO_SAMPLES=${BENCH_RPO_SAMPLES:-30}
 need_kb=$(($(python3 $R size "$SIZE") / 1024 * 8 + $(python3 $R size "$LSIZE") / 1024 * 5 + 1))
 [ -z "$PITR" ] || need_kb=$((need_kb + $(python3 $R size "$SIZE") / 1024 * 3 + PRECORDS / 2))
@@ -445,7 +446,7 @@ fi
 #    BENCH_PITR_RECORDS (1,000,000) records of a mixed workload
 #    (tools/genoplog: updates, inserts, deletes, tier moves, multi-record
 #    transactions) pushed in one `oplog push` (records/s), then
-#    BENCH_PITR_REPS (3) times, alternating: `restore BASE` and `restore
+#    BENCH_PITR_REPS (5) times, alternating: `restore BASE` and `restore
 #    --lsn END` (medians). Replay throughput = records / (PITR restore -
 #    plain restore).
 # 3. Synthesize: two copies of the base repository. Into one, the log that

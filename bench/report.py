@@ -20,9 +20,9 @@ END = "<!-- bench:results:end -->"
 
 HEADER = """# Performance
 
-`make bench` (bench/bench.sh, about 12 minutes on the 2-core reference
-machine, 4 of them point-in-time recovery and 4 the heap benchmark at
-10,000,000 blobs) measures strata against restic
+`make bench` (bench/bench.sh, about 15 minutes on the 2-core reference
+machine: three rounds of the tool phases, 4 minutes of point-in-time
+recovery and 4 of the heap benchmark at 10,000,000 blobs) measures strata against restic
 on the same data, on the same machine, in one run, and rewrites the
 results section below and [performance.svg](performance.svg). See [bench/README.md](../bench/README.md).
 
@@ -82,8 +82,8 @@ results section below and [performance.svg](performance.svg). See [bench/README.
   repository, so each wall time includes one key derivation.
 - Phases, the tools interleaved phase by phase (the order alternates) so
   machine noise hits both alike; `sync` before every timed phase; each
-  timed phase runs once per round (`BENCH_ROUNDS`, default 1; with more,
-  every figure is the median):
+  timed phase runs once per round (`BENCH_ROUNDS`, default 3; every
+  figure is the median over the rounds):
   1. first backup of DIR: wall time, CPU time (user+sys) and peak RSS
      (`/usr/bin/time -f '%e %M %U %S'`), repository size after (`du -sb`);
   2. unchanged re-backup of DIR: bytes added to the repository; then
@@ -146,7 +146,7 @@ results section below and [performance.svg](performance.svg). See [bench/README.
      updates, new nodes with new relationships, new relationships,
      relationship and node deletes, tier moves, in transactions of 1–6
      records, lsn 1..N, ts 1 ms apart) pushed by one `strata oplog push
-     --json FILE` (records/s), `oplog status` and `timeline`, then three
+     --json FILE` (records/s), `oplog status` and `timeline`, then five
      times, alternating (`BENCH_PITR_REPS`), `restore BASE` and `restore
      --lsn N` (medians). Replay throughput is N / (PITR restore − plain
      restore); `restore --json` must report N records replayed.
