@@ -66,25 +66,90 @@ func RandomPolynomial() (uint64, error) {
 	return uint64(p), nil
 }
 
-// Chunker cuts a stream into content-defined chunks.
+// Chunker cuts a stream into content-defined chunks, at exactly the
+// boundaries restic/chunker cuts with the same parameters (see rabin.go for
+// how it finds them faster). It reads straight into the caller's buffer;
+// only the bytes read past a cut are copied, to the front of the next one.
 type Chunker struct {
-	c *chunker.Chunker
+	rd   io.Reader
+	min  int
+	max  int
+	mask uint64
+	tab  *rabinTables
+	left []byte // read past the last cut, not returned yet
+	eof  bool
+	// slow is restic/chunker itself, for a MinSize of at most its window
+	// (Validate admits such bounds): there its fingerprint starts from the
+	// chunk's first byte, and the search above needs a byte before the
+	// window.
+	slow *chunker.Chunker
 }
+
+// readBlock is how much Next reads at a time, as restic/chunker does.
+const readBlock = 512 << 10
 
 // NewChunker returns a Chunker reading rd.
 func NewChunker(rd io.Reader, p Params) *Chunker {
-	c := chunker.NewWithBoundaries(rd, chunker.Pol(p.Polynomial), p.MinSize, p.MaxSize)
-	c.SetAverageBits(p.AverageBits)
-	return &Chunker{c: c}
+	if p.MinSize <= window {
+		c := chunker.NewWithBoundaries(rd, chunker.Pol(p.Polynomial), p.MinSize, p.MaxSize)
+		c.SetAverageBits(p.AverageBits)
+		return &Chunker{slow: c}
+	}
+	return &Chunker{rd: rd, min: int(p.MinSize), max: int(p.MaxSize), mask: 1<<uint(p.AverageBits) - 1,
+		tab: tablesFor(chunker.Pol(p.Polynomial))}
 }
 
 // Next returns the next chunk, reusing buf (which should have capacity
 // MaxSize to avoid allocation). The returned slice aliases buf. At the end of
 // the stream it returns io.EOF.
 func (c *Chunker) Next(buf []byte) ([]byte, error) {
-	ch, err := c.c.Next(buf)
-	if err != nil {
-		return nil, err
+	if c.slow != nil {
+		ch, err := c.slow.Next(buf)
+		if err != nil {
+			return nil, err
+		}
+		return ch.Data, nil
 	}
-	return ch.Data, nil
+	if cap(buf) < c.max {
+		buf = make([]byte, c.max)
+	}
+	buf = buf[:c.max]
+	n := copy(buf, c.left)
+	c.left = c.left[:0]
+	from := c.min - 1 // the first byte after which a cut may fall
+	for {
+		if n < c.max && !c.eof {
+			k, err := io.ReadFull(c.rd, buf[n:min(n+readBlock, c.max)])
+			n += k
+			switch {
+			case err == io.EOF || err == io.ErrUnexpectedEOF:
+				c.eof = true
+			case err != nil:
+				return nil, err
+			}
+			if n <= from && !c.eof {
+				continue
+			}
+		}
+		cut := -1
+		if hi := min(n, c.max-1); from < hi {
+			if j := c.tab.firstCut(buf, from, hi, c.mask); j >= 0 {
+				cut = j + 1
+			}
+			from = hi
+		}
+		switch {
+		case cut < 0 && n >= c.max:
+			cut = c.max
+		case cut < 0 && c.eof:
+			if n == 0 {
+				return nil, io.EOF
+			}
+			cut = n
+		case cut < 0:
+			continue
+		}
+		c.left = append(c.left, buf[cut:n]...)
+		return buf[:cut], nil
+	}
 }
