@@ -20,7 +20,7 @@ END = "<!-- bench:results:end -->"
 
 HEADER = """# Performance
 
-`make bench` (bench/bench.sh, about 15 minutes on the 2-core reference
+`make bench` (bench/bench.sh, about 13 minutes on the 2-core reference
 machine: three rounds of the tool phases, 4 minutes of point-in-time
 recovery and 4 of the heap benchmark at 10,000,000 blobs) measures strata against restic
 on the same data, on the same machine, in one run, and rewrites the
