@@ -4,18 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/strata-backup/strata/chunk"
 )
 
 func TestChunkerReassembles(t *testing.T) {
-	data := make([]byte, 5<<20)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range data {
-		data[i] = byte(rng.UintN(256))
-	}
+	data := randomBytes(1, 5<<20)
 	p := chunk.DefaultParams(0x3DA3358B4DC173)
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)

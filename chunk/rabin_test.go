@@ -2,6 +2,7 @@ package chunk_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -75,13 +76,14 @@ func sameCuts(t testing.TB, got, want []int) {
 
 func head(s []int) []int { return s[:min(len(s), 8)] }
 
+// randomBytes returns n bytes from a PCG seeded with seed, eight at a time.
 func randomBytes(seed uint64, n int) []byte {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rng.UintN(256))
+	b := make([]byte, (n+7)&^7)
+	for i := 0; i < len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], rng.Uint64())
 	}
-	return b
+	return b[:n]
 }
 
 // lowEntropy repeats a few short words: long runs without cuts, and
