@@ -291,7 +291,8 @@ func BenchmarkLineChunker(b *testing.B) {
 	}
 }
 
-// The same stream through restic/chunker, for comparison.
+// The same stream through the Rabin chunker (restic/chunker's cuts, found
+// four chains at a time), for comparison.
 func BenchmarkRabinChunker(b *testing.B) {
 	data := join(testLines(rand.New(rand.NewPCG(1, 2)), 20000))
 	p := chunk.DefaultParams(0x3DA3358B4DC173)
