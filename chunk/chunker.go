@@ -110,16 +110,16 @@ func (c *Chunker) Next(buf []byte) ([]byte, error) {
 		}
 		return ch.Data, nil
 	}
-	if cap(buf) < c.max {
-		buf = make([]byte, c.max)
-	}
-	buf = buf[:c.max]
+	buf = c.grow(buf[:0], len(c.left))
 	n := copy(buf, c.left)
 	c.left = c.left[:0]
 	from := c.min - 1 // the first byte after which a cut may fall
 	for {
 		if n < c.max && !c.eof {
-			k, err := io.ReadFull(c.rd, buf[n:min(n+readBlock, c.max)])
+			if n == len(buf) {
+				buf = c.grow(buf[:n], min(n+readBlock, c.max)) // full, no cut yet
+			}
+			k, err := io.ReadFull(c.rd, buf[n:min(n+readBlock, c.max, len(buf))])
 			n += k
 			switch {
 			case err == io.EOF || err == io.ErrUnexpectedEOF:
@@ -152,4 +152,16 @@ func (c *Chunker) Next(buf []byte) ([]byte, error) {
 		c.left = append(c.left, buf[cut:n]...)
 		return buf[:cut], nil
 	}
+}
+
+// grow returns buf, its contents kept, resliced to its capacity, which is at
+// least want: like append, it reallocates only when a chunk outgrows the
+// buffer (callers' buffers are sized for common chunks, not MaxSize).
+func (c *Chunker) grow(buf []byte, want int) []byte {
+	if want <= cap(buf) {
+		return buf[:cap(buf)]
+	}
+	nb := make([]byte, min(max(want, 2*cap(buf)), max(c.max, want)))
+	copy(nb, buf)
+	return nb
 }

@@ -35,15 +35,20 @@ func resticCuts(t testing.TB, data []byte, p chunk.Params) []int {
 	}
 }
 
-// strataCuts runs chunk.Chunker over rd and checks that the chunks
-// reassemble data.
+// strataCuts runs chunk.Chunker over rd, with buffers of capacity MaxSize,
+// and checks that the chunks reassemble data.
 func strataCuts(t testing.TB, rd io.Reader, data []byte, p chunk.Params) []int {
+	return strataCutsBuf(t, rd, data, p, int(p.MaxSize))
+}
+
+// strataCutsBuf is strataCuts with buffers of capacity bufCap, which Next
+// grows when a chunk needs more.
+func strataCutsBuf(t testing.TB, rd io.Reader, data []byte, p chunk.Params, bufCap int) []int {
 	c := chunk.NewChunker(rd, p)
 	var out []int
 	var all []byte
-	buf := make([]byte, 0, p.MaxSize)
 	for {
-		ch, err := c.Next(buf)
+		ch, err := c.Next(make([]byte, 0, bufCap))
 		if err == io.EOF {
 			break
 		}
@@ -139,7 +144,40 @@ func TestChunkerMatchesRestic(t *testing.T) {
 				sameCuts(t, strataCuts(t, iotest.OneByteReader(bytes.NewReader(c.data)), c.data, c.p), want)
 			}
 			sameCuts(t, strataCuts(t, iotest.HalfReader(bytes.NewReader(c.data)), c.data, c.p), want)
+			// Buffers smaller than a chunk grow (the backup's start at
+			// MinSize + 4 x the mean, below MaxSize).
+			sameCuts(t, strataCutsBuf(t, bytes.NewReader(c.data), c.data, c.p, int(c.p.MinSize)/2), want)
 		})
+	}
+}
+
+// TestChunkerReusesBuffer: Next allocates only for a chunk larger than the
+// buffer. The backup's buffers hold MinSize + 4 x the mean, less than
+// MaxSize; with MaxSize they never need to grow.
+func TestChunkerReusesBuffer(t *testing.T) {
+	p := chunk.Params{Polynomial: testPol, MinSize: 4 << 10, MaxSize: 64 << 10, AverageBits: 13}
+	for _, c := range []struct {
+		bufCap int
+		most   float64 // allocations a chunk
+	}{
+		{int(p.MaxSize), 0},
+		// A chunk outgrows MinSize + 4 x 8 KiB about once in e^4.
+		{int(p.MinSize) + 4<<p.AverageBits, 0.1},
+	} {
+		ch := chunk.NewChunker(bytes.NewReader(randomBytes(15, 32<<20)), p)
+		buf := make([]byte, 0, c.bufCap)
+		for range 10 {
+			if _, err := ch.Next(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a := testing.AllocsPerRun(500, func() {
+			if _, err := ch.Next(buf); err != nil {
+				t.Fatal(err)
+			}
+		}); a > c.most {
+			t.Errorf("buffer of %d bytes: Next allocates %.2f times a chunk, want at most %.2f", c.bufCap, a, c.most)
+		}
 	}
 }
 
