@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/strata-backup/strata/chunk"
@@ -60,9 +61,30 @@ func TestParamsJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &q); err != nil || q != p {
 		t.Errorf("round trip: %+v %v", q, err)
 	}
-	bad := chunk.Params{Polynomial: 12345, MinSize: 1, MaxSize: 2, AverageBits: 20}
-	if bad.Validate() == nil {
-		t.Error("reducible polynomial accepted")
+}
+
+func TestParamsValidate(t *testing.T) {
+	const pol = 0x3DA3358B4DC173
+	for _, c := range []struct {
+		p    chunk.Params
+		want string // in the error; "" for valid
+	}{
+		{chunk.DefaultParams(pol), ""},
+		{chunk.Params{Polynomial: pol, MinSize: 64, MaxSize: 64, AverageBits: 10}, ""},
+		{chunk.Params{Polynomial: 12345, MinSize: 1 << 10, MaxSize: 2 << 10, AverageBits: 20}, "not an irreducible polynomial"},
+		// restic/chunker's fingerprint needs MinSize >= its 64-byte window.
+		{chunk.Params{Polynomial: pol, MinSize: 63, MaxSize: 1 << 10, AverageBits: 10}, "min (63)"},
+		{chunk.Params{Polynomial: pol, MinSize: 0, MaxSize: 1 << 10, AverageBits: 10}, "min (0)"},
+		{chunk.Params{Polynomial: pol, MinSize: 2 << 10, MaxSize: 1 << 10, AverageBits: 10}, "max (1024)"},
+		{chunk.Params{Polynomial: pol, MinSize: 1 << 10, MaxSize: 2 << 10, AverageBits: 9}, "average bits 9"},
+	} {
+		err := c.p.Validate()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%+v: %v", c.p, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%+v: got %v, want an error naming %q", c.p, err, c.want)
+		}
 	}
 }
 

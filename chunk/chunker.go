@@ -48,8 +48,11 @@ func (p Params) Validate() error {
 	switch {
 	case pol.Deg() != 53 || !pol.Irreducible():
 		return fmt.Errorf("validate chunker params: polynomial %#x is not an irreducible polynomial of degree 53", p.Polynomial)
-	case p.MinSize == 0 || p.MaxSize < p.MinSize:
-		return fmt.Errorf("validate chunker params: need 0 < min (%d) <= max (%d)", p.MinSize, p.MaxSize)
+	case p.MinSize < window || p.MaxSize < p.MinSize:
+		// Below its 64-byte window restic/chunker never starts a chunk's
+		// fingerprint (it waits MinSize-64 bytes, an underflow) and returns
+		// the whole stream as one chunk, past MaxSize.
+		return fmt.Errorf("validate chunker params: need %d <= min (%d) <= max (%d)", window, p.MinSize, p.MaxSize)
 	case p.AverageBits < 10 || p.AverageBits > 26:
 		return fmt.Errorf("validate chunker params: average bits %d outside 10..26", p.AverageBits)
 	}
@@ -78,23 +81,14 @@ type Chunker struct {
 	tab  *rabinTables
 	left []byte // read past the last cut, not returned yet
 	eof  bool
-	// slow is restic/chunker itself, for a MinSize of at most its window
-	// (Validate admits such bounds): there its fingerprint starts from the
-	// chunk's first byte, and the search above needs a byte before the
-	// window.
-	slow *chunker.Chunker
 }
 
 // readBlock is how much Next reads at a time, as restic/chunker does.
 const readBlock = 512 << 10
 
-// NewChunker returns a Chunker reading rd.
+// NewChunker returns a Chunker reading rd, with parameters that pass
+// Validate.
 func NewChunker(rd io.Reader, p Params) *Chunker {
-	if p.MinSize <= window {
-		c := chunker.NewWithBoundaries(rd, chunker.Pol(p.Polynomial), p.MinSize, p.MaxSize)
-		c.SetAverageBits(p.AverageBits)
-		return &Chunker{slow: c}
-	}
 	return &Chunker{rd: rd, min: int(p.MinSize), max: int(p.MaxSize), mask: 1<<uint(p.AverageBits) - 1,
 		tab: tablesFor(chunker.Pol(p.Polynomial))}
 }
@@ -103,13 +97,6 @@ func NewChunker(rd io.Reader, p Params) *Chunker {
 // MaxSize to avoid allocation). The returned slice aliases buf. At the end of
 // the stream it returns io.EOF.
 func (c *Chunker) Next(buf []byte) ([]byte, error) {
-	if c.slow != nil {
-		ch, err := c.slow.Next(buf)
-		if err != nil {
-			return nil, err
-		}
-		return ch.Data, nil
-	}
 	buf = c.grow(buf[:0], len(c.left))
 	n := copy(buf, c.left)
 	c.left = c.left[:0]

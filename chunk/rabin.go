@@ -80,9 +80,16 @@ func (t *rabinTables) fingerprint(w []byte) uint64 {
 const piece = 16 << 10
 
 // firstCut returns the least j in [lo, hi) whose window buf[j-63:j+1] has
-// a fingerprint with no bit of mask set, or -1. lo must be at least 64 (the
-// chains slide in from the byte before the first window).
+// a fingerprint with no bit of mask set, or -1. lo must be at least 63.
 func (t *rabinTables) firstCut(buf []byte, lo, hi int, mask uint64) int {
+	if lo == window-1 && lo < hi {
+		// A chunk's first window (MinSize 64): the chains below slide in
+		// from the byte before their first window, which this one lacks.
+		if t.fingerprint(buf[:window])&mask == 0 {
+			return lo
+		}
+		lo++
+	}
 	for hi-lo >= 4*piece {
 		// Four pieces side by side; chain k covers [lo+k*piece,
 		// lo+(k+1)*piece). A cut in an earlier piece wins, so a full pass

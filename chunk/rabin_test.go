@@ -110,7 +110,7 @@ func TestChunkerMatchesRestic(t *testing.T) {
 	def := chunk.DefaultParams(testPol)
 	small := chunk.Params{Polynomial: testPol, MinSize: 4 << 10, MaxSize: 64 << 10, AverageBits: 13}
 	tiny := chunk.Params{Polynomial: testPol, MinSize: 65, MaxSize: 4 << 10, AverageBits: 10}
-	atWindow := chunk.Params{Polynomial: testPol, MinSize: 64, MaxSize: 4 << 10, AverageBits: 10} // restic/chunker itself
+	atWindow := chunk.Params{Polynomial: testPol, MinSize: 64, MaxSize: 4 << 10, AverageBits: 10} // the least Validate admits
 	dense := chunk.Params{Polynomial: testPol, MinSize: 1 << 10, MaxSize: 1 << 20, AverageBits: 15}
 	fixed := chunk.Params{Polynomial: testPol, MinSize: 8 << 10, MaxSize: 8 << 10, AverageBits: 20}
 	cases := []struct {
@@ -127,6 +127,7 @@ func TestChunkerMatchesRestic(t *testing.T) {
 		{"small, repetitive 3 MiB", lowEntropy(6, 3<<20), small},
 		{"tiny, random", randomBytes(7, 300<<10), tiny},
 		{"at the window, random", randomBytes(8, 100<<10), atWindow},
+		{"at the window, long chunks", randomBytes(16, 4<<20), chunk.Params{Polynomial: testPol, MinSize: 64, MaxSize: 1 << 20, AverageBits: 17}},
 		{"min = max", randomBytes(9, 100<<10+17), fixed},
 		// Cuts about every 32 KiB over a long range: the four-piece
 		// search often finds cuts in several pieces of one group.
@@ -225,7 +226,10 @@ func FuzzChunkerMatchesRestic(f *testing.F) {
 	f.Add(randomBytes(11, 20000), uint16(200), uint16(3000), uint8(1), uint16(7))
 	f.Add(lowEntropy(12, 30000), uint16(65), uint16(65), uint8(2), uint16(1))
 	f.Fuzz(func(t *testing.T, data []byte, minSize, span uint16, bits uint8, chunkRead uint16) {
-		p := chunk.Params{Polynomial: testPol, MinSize: uint(minSize), MaxSize: uint(minSize) + uint(span), AverageBits: 10 + int(bits%4)}
+		// Bounds small enough that the fuzzer's inputs hold several
+		// chunks, from the least MinSize Validate admits.
+		lo := 64 + uint(minSize)%2048
+		p := chunk.Params{Polynomial: testPol, MinSize: lo, MaxSize: lo + uint(span)%8192, AverageBits: 10 + int(bits%4)}
 		if p.Validate() != nil {
 			return
 		}
