@@ -131,7 +131,7 @@ func (t *rabinTables) firstCut(buf []byte, lo, hi int, mask uint64) int {
 	if lo >= hi {
 		return -1
 	}
-	// The tail, one chain: the window before lo, then slide.
+	// The tail, one chain: the window ending at lo, then slide.
 	d := t.fingerprint(buf[lo-window+1 : lo+1])
 	if d&mask == 0 {
 		return lo
