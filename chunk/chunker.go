@@ -102,22 +102,8 @@ func (c *Chunker) Next(buf []byte) ([]byte, error) {
 	c.left = c.left[:0]
 	from := c.min - 1 // the first byte after which a cut may fall
 	for {
-		if n < c.max && !c.eof {
-			if n == len(buf) {
-				buf = c.grow(buf[:n], min(n+readBlock, c.max)) // full, no cut yet
-			}
-			k, err := io.ReadFull(c.rd, buf[n:min(n+readBlock, c.max, len(buf))])
-			n += k
-			switch {
-			case err == io.EOF || err == io.ErrUnexpectedEOF:
-				c.eof = true
-			case err != nil:
-				return nil, err
-			}
-			if n <= from && !c.eof {
-				continue
-			}
-		}
+		// Search what is held, then decide: a cut, MaxSize, the end of
+		// the stream, or another read.
 		cut := -1
 		if hi := min(n, c.max-1); from < hi {
 			if j := c.tab.firstCut(buf, from, hi, c.mask); j >= 0 {
@@ -126,14 +112,24 @@ func (c *Chunker) Next(buf []byte) ([]byte, error) {
 			from = hi
 		}
 		switch {
-		case cut < 0 && n >= c.max:
+		case cut >= 0:
+		case n >= c.max:
 			cut = c.max
-		case cut < 0 && c.eof:
-			if n == 0 {
-				return nil, io.EOF
-			}
+		case c.eof && n == 0:
+			return nil, io.EOF
+		case c.eof:
 			cut = n
-		case cut < 0:
+		default:
+			if n == len(buf) {
+				buf = c.grow(buf[:n], min(n+readBlock, c.max)) // full, no cut yet
+			}
+			k, err := io.ReadFull(c.rd, buf[n:min(n+readBlock, c.max, len(buf))])
+			n += k
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				c.eof = true
+			} else if err != nil {
+				return nil, err
+			}
 			continue
 		}
 		c.left = append(c.left, buf[cut:n]...)
