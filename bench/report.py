@@ -169,10 +169,11 @@ results section below and [performance.svg](performance.svg). See [bench/README.
   every timed phase where that is permitted, so backups read the source
   from disk; where it is not, the run says "warm" and the source is read
   from memory. The machine table below says which.
-- Pipeline ceiling, once per run, after the rounds: `BenchmarkPipelineStage`
-  (repo/bench_ceiling_test.go, compiled at the start with the heap
-  benchmark) on the export's largest file, `-cpu 1 -benchtime 1x`, page
-  cache dropped first (`BENCH_SKIP_CEILING=1` leaves it out). It times
+- Pipeline ceiling, in every round right after the first backups:
+  `BenchmarkPipelineStage` (repo/bench_ceiling_test.go, compiled at the
+  start with the heap benchmark) on the export's largest file, `-cpu 1
+  -benchtime 1x`, page cache dropped first (`BENCH_SKIP_CEILING=1` leaves
+  it out); each stage's rate is the median over the rounds. It times
   each stage of a backup alone on one core, in raw file bytes per second:
   read (1 MiB `Read`s), chunk (`chunk.Chunker`), hash (keyed BLAKE3 blob
   ids), compress (zstd, compression auto), encrypt (XChaCha20-Poly1305

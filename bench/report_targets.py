@@ -33,7 +33,10 @@ def ceiling_rows(r, out):
     c = ceiling(r, out)
     if not c:
         return []
-    rows = [(s, f"{v:.0f} MB/s", f"{100 / v / c['per_mb']:.0f}%") for s, v in c["rates"].items()]
+    def rate(s, v):
+        each = r.get(f"ceiling_{s}_mbps__rounds")
+        return f"{v:.0f} MB/s" + (f" ({', '.join(f'{float(x):.0f}' for x in each.split())})" if each else "")
+    rows = [(s, rate(s, v), f"{100 / v / c['per_mb']:.0f}%") for s, v in c["rates"].items()]
     rows.append(("all six on one core: 1 / sum(1 / rate)", f"{1 / c['per_mb']:.0f} MB/s", "100%"))
     rows.append((f"ceiling on {c['cores']:g} cores (nproc)", f"{c['mbps']:.0f} MB/s", ""))
     rows.append(("strata's first backup (files)", f"{out['backup_mbps']['strata']:.1f} MB/s", f"{100 * c['frac']:.0f}% of the ceiling"))
@@ -238,6 +241,7 @@ def targets_md(r, out, g, po):
     crows = ceiling_rows(r, out)
     if crows:
         L.append(f"Pipeline ceiling: `BenchmarkPipelineStage` (repo/bench_ceiling_test.go), each stage alone on one core "
+                 f"in every round (the median rate over {r.get('rounds', '1')} round(s)) "
                  f"over {r.get('ceiling_file', '?')} ({fmt_bytes(num(r, 'ceiling_input_bytes'))}, "
                  f"{r.get('ceiling_chunks', '?')} chunks, {fmt_bytes(num(r, 'ceiling_sealed_bytes'))} compressed and "
                  "sealed), in raw bytes per second:")
