@@ -179,8 +179,7 @@ func (t *TierSorter) addRefs(c *recCursor) error {
 		if end == 1 {
 			hash = c.endHash
 		}
-		b := binary.AppendUvarint(t.buf[:0], uint64(len(id)))
-		b = binary.AppendUvarint(append(b, id...), uint64(c.line))
+		b := binary.AppendUvarint(appendStr(t.buf[:0], id), uint64(c.line))
 		b = append(b, byte(end))
 		t.buf = binary.LittleEndian.AppendUint64(b, hash)
 		if err := t.refs.add(t.buf); err != nil {
@@ -307,12 +306,12 @@ func (c *Capture) open() (*captureMerge, error) {
 		g.Go(func() (err error) {
 			if m.table == nil {
 				var d recordDecoder
-				var c recCursor
+				var cur recCursor
 				err = t.recs.each(func(item []byte) error {
-					if err := decodeRecItem(&d, item, &c); err != nil || c.kind != KindRelationship {
+					if err := decodeRecItem(&d, item, &cur); err != nil || cur.kind != KindRelationship {
 						return err
 					}
-					return t.addRefs(&c)
+					return t.addRefs(&cur)
 				})
 				if err != nil {
 					t.recs.discard()

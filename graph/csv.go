@@ -244,12 +244,12 @@ func (w *csvWriter) spoolAll(it Iterator) error {
 			}
 		}
 		n := len(g.buf)
-		g.buf = appendBytes(g.buf, rec.ID)
+		g.buf = appendStr(g.buf, rec.ID)
 		if rec.Kind == KindRelationship {
-			g.buf = appendBytes(g.buf, rec.StartID)
-			g.buf = appendBytes(g.buf, rec.EndID)
+			g.buf = appendStr(g.buf, rec.StartID)
+			g.buf = appendStr(g.buf, rec.EndID)
 		}
-		g.buf = appendBytes(g.buf, props)
+		g.buf = appendStr(g.buf, props)
 		w.held += len(g.buf) - n
 		if w.held > w.memLimit {
 			if err := w.flush(); err != nil {
@@ -258,11 +258,6 @@ func (w *csvWriter) spoolAll(it Iterator) error {
 		}
 	}
 	return nil
-}
-
-func appendBytes[S string | []byte](b []byte, s S) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
 }
 
 // group returns the record's group, creating it if new.
@@ -281,7 +276,7 @@ func (w *csvWriter) group(rec *Record) (*csvGroup, error) {
 	}
 	key := w.keyBuf[:0]
 	for _, l := range labels {
-		key = appendBytes(key, l)
+		key = appendStr(key, l)
 	}
 	w.keyBuf = key
 	if g := w.nodes[string(key)]; g != nil {

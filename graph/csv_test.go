@@ -127,7 +127,7 @@ func TestNeo4jCSVTypes(t *testing.T) {
 		`{"type":"relationship","id":"r2","label":"KNOWS","start":{"id":"p2"},"end":{"id":"p1"}}`,
 		`{"type":"relationship","id":"r3","label":"WORKS_AT","start":{"id":"p1"},"end":{"id":"u1"}}`,
 	)
-	zoe := "nodes_Zo__" + shortHash(KindNode, string(appendBytes(nil, "Zoë"))) + ".csv"
+	zoe := "nodes_Zo__" + shortHash(KindNode, string(appendStr(nil, "Zoë"))) + ".csv"
 	want := []string{"nodes.csv", "nodes_Organisation_University.csv", "nodes_Person.csv", zoe,
 		"relationships_KNOWS.csv", "relationships_WORKS_AT.csv"}
 	slices.Sort(want)
@@ -241,7 +241,7 @@ func TestNeo4jCSVNames(t *testing.T) {
 	nodeHash := func(labels ...string) string {
 		var k []byte
 		for _, l := range labels {
-			k = appendBytes(k, l)
+			k = appendStr(k, l)
 		}
 		return shortHash(KindNode, string(k))
 	}

@@ -129,7 +129,9 @@ func encodeRecordHead(b []byte, r *Record, line int) []byte {
 	return appendList(b, r.EndLabels)
 }
 
-func appendStr(b []byte, s string) []byte {
+// appendStr appends s (a string, or bytes still in a buffer) as a str of
+// an item: its uvarint length, then its bytes.
+func appendStr[S ~string | ~[]byte](b []byte, s S) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
