@@ -240,8 +240,8 @@ def targets_md(r, out, g, po):
     L.append("")
     crows = ceiling_rows(r, out)
     if crows:
-        L.append(f"Pipeline ceiling: `BenchmarkPipelineStage` (repo/bench_ceiling_test.go), each stage alone on one core "
-                 f"in every round (the median rate over {r.get('rounds', '1')} round(s)) "
+        each = "in each of the run's rounds (the median rate) " if num(r, "rounds", 1) > 1 else ""
+        L.append(f"Pipeline ceiling: `BenchmarkPipelineStage` (repo/bench_ceiling_test.go), each stage alone on one core {each}"
                  f"over {r.get('ceiling_file', '?')} ({fmt_bytes(num(r, 'ceiling_input_bytes'))}, "
                  f"{r.get('ceiling_chunks', '?')} chunks, {fmt_bytes(num(r, 'ceiling_sealed_bytes'))} compressed and "
                  "sealed), in raw bytes per second:")
