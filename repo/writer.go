@@ -206,7 +206,10 @@ func (w *Writer) Stats() WriteStats {
 
 // Buffer returns a buffer for the chunker: most chunks fit it, and
 // appending grows it for the others. Pass it to SaveBlob, which takes
-// ownership and recycles it.
+// ownership and recycles it, or give it back with Recycle when the chunker
+// had nothing more to put in it (a file's end): a buffer dropped there is
+// a new one allocated, and zeroed, for the next file, which made a backup
+// of small files mostly memory clearing (50,000 files of 4 KiB: 60 s).
 func (w *Writer) Buffer() []byte {
 	select {
 	case b := <-w.chunkBufs:
@@ -215,6 +218,9 @@ func (w *Writer) Buffer() []byte {
 		return make([]byte, 0, w.chunkCap)
 	}
 }
+
+// Recycle takes back a buffer from Buffer that was not passed to SaveBlob.
+func (w *Writer) Recycle(b []byte) { w.recycle(b) }
 
 // recycle keeps b for reuse unless it is small (not one of ours) or has
 // grown well past the chunker's maximum (a graph tier's larger chunks).

@@ -759,10 +759,11 @@ func (a *archiver) saveStream(ctx context.Context, rd io.Reader) ([]chunk.ID, in
 	for {
 		buf := a.w.Buffer()
 		data, err := ch.Next(buf)
-		if err == io.EOF {
-			return content, size, nil
-		}
 		if err != nil {
+			a.w.Recycle(buf)
+			if err == io.EOF {
+				return content, size, nil
+			}
 			return nil, 0, err
 		}
 		id := hasher.Sum(data)

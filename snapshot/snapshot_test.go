@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,38 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	}
 	if res3.Summary.FilesChanged != 1 || res3.Summary.FilesUnmodified != 4 {
 		t.Errorf("one changed file: %+v", res3.Summary)
+	}
+}
+
+// TestSmallFilesReuseChunkBuffers guards the cost of a backup of many small
+// files: each file's chunker asks for a chunk buffer (4.5 MiB with the
+// default chunker) once more at its end, and a buffer dropped there was a
+// new one, allocated and zeroed, for the next file (50,000 files of 4 KiB
+// took 60 s instead of 3 s). With the buffers reused, the whole backup of
+// 400 files allocates a few buffers' worth, not 400.
+func TestSmallFilesReuseChunkBuffers(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t)
+	src := t.TempDir()
+	const files = 400
+	for i := range files {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("f%03d", i)), randomData(uint64(i), 100), 0o644)
+	}
+	p := r.Config().Chunker
+	bufSize := min(p.MaxSize, p.MinSize+4<<p.AverageBits)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	res, err := snapshot.Backup(ctx, r, snapshot.BackupOptions{Paths: []string{src}})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Summary.FilesNew != files {
+		t.Fatalf("backed up %d files, want %d", res.Summary.FilesNew, files)
+	}
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(files/8)*uint64(bufSize); got > limit {
+		t.Errorf("backup of %d files of 100 bytes allocated %d MiB, want under %d MiB (%d chunk buffers)",
+			files, got>>20, limit>>20, files/8)
 	}
 }
 
