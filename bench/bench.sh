@@ -6,7 +6,9 @@
 # re-backup (bytes added), `snapshots` (fixed cost of one command), backup
 # of a 1%-changed version of the same files (bytes added), restore of the
 # first snapshot (wall time, peak RSS, cmp against the source), `check
-# --read-data` of the repository (wall time, peak RSS). The two
+# --read-data` of the repository (wall time, peak RSS), then many small
+# files (BENCH_SMALL_FILES, default 20,000, of 20-30 export lines each):
+# first backup, unchanged re-backup and restore. The two
 # tools run interleaved, phase by phase, in alternating order, so machine
 # noise hits both alike. Beside each backup phase, strata backs the same
 # export up as three graph tiers (--tier fast=... --tier warm=... --tier
@@ -41,7 +43,8 @@
 # BENCH_PITR_RECORDS (default 1000000), BENCH_PITR_REPS (restores of each
 # kind, default 5) and BENCH_RPO_SAMPLES (default 30) set; BENCH_PITR_CHECK=1
 # also checks restore --lsn against ../shared/tools/graphref.py (small runs
-# only); BENCH_NO_DOCS=1 prints the table without touching docs/.
+# only); BENCH_SMALL_FILES=0 skips the small-files phase; BENCH_NO_DOCS=1
+# prints the table without touching docs/.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -116,7 +119,7 @@ rec() { printf '%s=%s\n' "$1" "$2" >>"$RES"; }
 # cleanup_data: data, repositories, restores; cleanup: also the binaries.
 cleanup_data() {
 	if [ "${BENCH_KEEP:-}" != 1 ]; then
-		rm -rf "$W/data" "$W/alt" "$W/restic-repo" "$W/strata-repo" "$W/graph-repo" \
+		rm -rf "$W/data" "$W/alt" "$W/small" "$W/restic-repo" "$W/strata-repo" "$W/graph-repo" \
 			"$W/restic-cache" "$W/strata-cache" "$W/graph-cache" "$W/restore-restic" "$W/restore-strata" \
 			"$W/layers" "$W/layers-repo" "$W/flat-repo" "$W/layers-cache" "$W/flat-cache" \
 			"$W/restore-layers" "$W/restore-flat" "$W/tmp" \
@@ -193,6 +196,20 @@ if [ "${BENCH_SKIP_GRAPH:-}" != 1 ]; then
 	n=0
 	for f in "$SRC"/*; do cmp -s "$f" "$W/alt/shuffled/$(basename "$f")" || n=$((n + 1)); done
 	rec shuffled_files_differ "$n"
+fi
+# Many small files (the export's own lines, 20-30 a file, in 100
+# directories) in a directory of their own, so that the big export's
+# parent directory never changes.
+SMALL_N=${BENCH_SMALL_FILES:-20000}
+SMALL=
+if [ "$SMALL_N" != 0 ]; then
+	SMALL=$W/small/files
+	rm -rf "$W/small"
+	big=$(find "$SRC" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
+	log "python3 $R smallfiles $big $SMALL $SMALL_N"
+	python3 $R smallfiles "$big" "$SMALL" "$SMALL_N"
+	rec small_files "$SMALL_N"
+	rec small_bytes "$(filesum "$SMALL")"
 fi
 mkdir -p "$W/tmp"
 
@@ -417,6 +434,28 @@ one_round() {
 		run $t check check --read-data
 	done
 
+	# (f) many small files: first backup (no parent: a path the
+	# repository has not seen), unchanged re-backup, restore into a new
+	# directory of its own, compared with the source (diff -r). The
+	# restores stay until the rounds end: ext4 scans the inodes it freed
+	# in the last minutes for every new one, so deleting one tool's
+	# 20,000 files just before the other tool restores slows that one.
+	if [ -n "$SMALL" ]; then
+		for t in $(order 7); do
+			run $t small1 backup --json "$SMALL"
+		done
+		for t in $(order 8); do
+			run $t small2 backup --json "$SMALL"
+		done
+		for t in $(order 9); do
+			snap=$(python3 $R snapshot-id "$W/logs/${t}_small1.out")
+			dst=$W/small/restore-$t-$ROUND
+			run $t smallrestore restore "$snap" --target "$dst"
+			diff -r -q "$SMALL" "$dst$SMALL" >&2 || die "$t restore of the small files differs from the source"
+			rec "${t}_smallrestore_verified" "diff -r: $SMALL_N files identical"
+		done
+	fi
+
 	# what the tools say they added, for reference
 	for t in restic strata ${GRAPH:+graph}; do
 		for p in backup1 backup2 backup3; do
@@ -438,6 +477,7 @@ while [ "$ROUND" -le "$ROUNDS" ]; do
 	ROUND=$((ROUND + 1))
 done
 RES=$MAIN_RES
+rm -rf "$W"/small/restore-*
 python3 $R merge "$W" "$ROUNDS" >>"$RES"
 rm -rf "$W/alt/shuffled" "$W/restic-repo" "$W/strata-repo" "$W/restic-cache" "$W/strata-cache"
 log "tool runs done"

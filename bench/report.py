@@ -100,6 +100,14 @@ results section below and [performance.svg](performance.svg). See [bench/README.
      its cache directory); both must exit 0: wall time, CPU time, peak RSS.
      Throughput is the repository's size (`du -sb`) / wall seconds (the
      target's figure), with data bytes / wall seconds beside it.
+  6. many small files (`BENCH_SMALL_FILES`, default 20,000; `results.py
+     smallfiles`: 20–30 consecutive lines of the export's largest file
+     each, counts from `random.Random(1)`, in 100 directories), into the
+     same repositories: first backup (a path neither repository has seen:
+     no parent), unchanged re-backup, and restore into a new directory,
+     compared with the source (`diff -r`); files per wall second. The
+     restored trees stay until the rounds end (ext4 scans the inodes it
+     freed in the last minutes for every file it creates).
 - Graph tiers, in the same round: right after each of the phases 1–3,
   strata backs the same export up as graph tiers into a third fresh
   repository, `strata backup --json --tier fast=DIR/fast.jsonl --tier
@@ -281,6 +289,18 @@ def figures(r):
                  f"{fmt_bytes(d['restic'])} ({100 * d['restic'] / data:.1f}%)",
                  f"{fmt_bytes(d['strata'])} ({100 * d['strata'] / data:.1f}%)",
                  ratio(d["restic"], d["strata"]), "restic/strata"))
+    nsmall = num(r, "small_files")
+    if nsmall and num(r, "restic_small1_secs") and num(r, "strata_small1_secs"):
+        sb = num(r, "small_bytes") or 0
+        fps = lambda t, p: spread(r, f"{t}_{p}_secs", lambda x: nsmall / x, "{:.0f}")
+        for label, phase in ((f"Small files: first backup of {int(nsmall):,} files ({fmt_bytes(sb / nsmall)} each on average)", "small1"),
+                             ("Small files: unchanged re-backup", "small2"),
+                             ("Small files: restore into a new directory", "smallrestore")):
+            f = {t: nsmall / num(r, f"{t}_{phase}_secs") for t in ("restic", "strata")}
+            out[f"{phase}_fps"] = f
+            rows.append((label, f"{f['restic']:.0f} files/s{fps('restic', phase)}",
+                         f"{f['strata']:.0f} files/s{fps('strata', phase)}",
+                         ratio(f["strata"], f["restic"]), "strata/restic"))
     return rows, out
 
 

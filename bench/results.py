@@ -8,6 +8,7 @@
     results.py merge W N                medians of W/round1..N.txt (KEY__rounds keeps each round)
     results.py size 1GiB                bytes
     results.py shuffle SRC DST SEED     every file of SRC with its lines shuffled (fixed seed) into DST
+    results.py smallfiles FILE DST N    N files of 20-30 consecutive lines of FILE in 100 directories of DST
     results.py layers < SNAPSHOT_JSON   each tier's layer count: "cold:N fast:N warm:N"
     results.py layer-bytes < SNAPSHOT   the bytes of all the tiers' layers
     results.py median TOOL PHASE RES    median of TOOL_PHASE{1,2,...}_{secs,rss_kib,cpu_secs} in RES
@@ -104,6 +105,21 @@ def main(argv):
             with open(os.path.join(dst, name), "wb") as f:
                 f.writelines(lines)
             del lines
+    elif cmd == "smallfiles":
+        # Many small files, the shape of a configuration tree or a mail
+        # spool: the export's own lines (so compression behaves as on the
+        # export), 20-30 of them a file (random.Random(1)), d00..d99/fNNNNN.jsonl.
+        src, dst, n = argv[2], argv[3], int(argv[4])
+        rng = random.Random(1)
+        with open(src, "rb") as f:
+            for i in range(n):
+                lines = [f.readline() for _ in range(rng.randint(20, 30))]
+                if not lines[-1]:
+                    sys.exit(f"smallfiles: {src} has too few lines for {n} files")
+                d = os.path.join(dst, f"d{i % 100:02d}")
+                os.makedirs(d, exist_ok=True)
+                with open(os.path.join(d, f"f{i:05d}.jsonl"), "wb") as out:
+                    out.writelines(lines)
     elif cmd == "layers":
         doc = json.load(sys.stdin)
         print(" ".join(f"{t['name']}:{len(t.get('layers') or [])}"
