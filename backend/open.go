@@ -103,6 +103,9 @@ func open(ctx context.Context, location string, create bool) (Backend, error) {
 	}
 	bucketURL := *u
 	bucketURL.Path, bucketURL.RawPath = "", ""
+	if scheme == "s3" {
+		bucketURL.RawQuery = s3Defaults(u.Query()).Encode()
+	}
 	bucket, err := blob.DefaultURLMux().OpenBucketURL(ctx, &bucketURL)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", redactURL(location), err)
@@ -125,6 +128,24 @@ func open(ctx context.Context, location string, create bool) (Backend, error) {
 	}
 	// Networks fail transiently; local disks and memory do not.
 	return Retry(newCloud(bucket, displayURL(u, prefix), cloudConnections), RetryOptions{}), nil
+}
+
+// s3Defaults sets what strata wants of the AWS SDK where the URL does not
+// say otherwise. Response checksums are only validated when the operation
+// requires them: strata authenticates every byte it reads (each pack's
+// header and blobs are sealed, each blob's plaintext hashes to its id), so
+// the SDK's check adds nothing, and packs are uploaded in parts, whose
+// objects carry a checksum the SDK cannot verify on a whole-object read: it
+// logged "WARN Skipped validation of multipart checksum" to stderr for
+// every pack a check --read-data or a mirror read. Request checksums keep
+// the SDK's default (the server rejects an upload damaged on the way);
+// request_checksum_calculation=when_required turns them off for servers
+// that refuse them.
+func s3Defaults(q url.Values) url.Values {
+	if !q.Has("response_checksum_validation") {
+		q.Set("response_checksum_validation", "when_required")
+	}
+	return q
 }
 
 // fileURLPath extracts the directory from a file:// URL. Only absolute

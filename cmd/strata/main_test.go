@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,6 +133,9 @@ func setupScript(env *testscript.Env) error {
 	env.Setenv("S3_URL_GRAPH2", srv.URL(bucket, "graph2"))
 	env.Setenv("S3_URL_NOBUCKET", srv.URL(bucket+"-missing", "graph"))
 	env.Setenv("S3_ROOT", filepath.Join(srv.Root(), bucket))
+	// The URL a user would write: no checksum settings, the SDK's defaults.
+	q := url.Values{"endpoint": {srv.Endpoint}, "region": {s3test.Region}, "use_path_style": {"true"}}
+	env.Setenv("S3_URL_SDK", (&url.URL{Scheme: "s3", Host: bucket, Path: "/sdk", RawQuery: q.Encode()}).String())
 	return nil
 }
 
