@@ -61,6 +61,7 @@ type TierSorter struct {
 	// maxLabelLists, and Run joins the sorted endpoints instead.
 	lists     map[uint64][]string
 	listsFull bool
+	lp        LineParser // completes partial records
 }
 
 // Share of a tier's memory for its endpoint sort: a relationship record of
@@ -126,10 +127,15 @@ func (c *Capture) Close() error {
 // type, its labels) come from the relationship's record when the merge
 // passes it, which is after every node, so the items stay small.
 
-// Add adds a record read from line.
+// Add adds a record read from line. A partial record (read from a stored
+// stream by key) is completed first, as the Checker does.
 func (t *TierSorter) Add(rec *Record, line int) error {
 	if rec.Tombstone {
 		return fmt.Errorf("check record: %s %s is a tombstone", rec.Kind, rec.ID)
+	}
+	rec, err := t.lp.Full(rec)
+	if err != nil {
+		return fmt.Errorf("check record: tier %s: %w", t.name, err)
 	}
 	b := append(t.buf[:0], byte(rec.Kind))
 	b = appendStr(b, rec.ID)

@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -373,5 +375,65 @@ func TestGraphTierChunksEndAtRecords(t *testing.T) {
 	}
 	if cuts < 3 {
 		t.Fatalf("only %d cuts: the graph is too small to show where chunks end", cuts)
+	}
+}
+
+// TestCheckStateMatchesChecker: CheckState (graph.Capture's check) gives
+// the report graph.Checker gives, word for word, on a graph with problems
+// in several tiers (a dangling endpoint, an id defined twice across tiers,
+// endpoint labels that differ from the node's), read as parsed lines and
+// as stored lines (partial records, which both complete first).
+func TestCheckStateMatchesChecker(t *testing.T) {
+	tiers := map[string]string{
+		"a": `{"id":"n1","labels":["X"],"type":"node"}` + "\n" +
+			`{"id":"n2","labels":["Y"],"type":"node"}` + "\n" +
+			`{"end":{"id":"n9","labels":["X"]},"id":"r1","label":"R","start":{"id":"n1","labels":["X"]},"type":"relationship"}` + "\n",
+		"b": `{"id":"n2","labels":["Y"],"type":"node"}` + "\n" +
+			`{"id":"n3","labels":["Z"],"type":"node"}` + "\n" +
+			`{"end":{"id":"n3","labels":["W"]},"id":"r2","label":"S","start":{"id":"n1","labels":["X"]},"type":"relationship"}` + "\n",
+	}
+	for _, stored := range []bool{false, true} {
+		open := func() map[string]graph.Iterator {
+			its := map[string]graph.Iterator{}
+			for name, text := range tiers {
+				if stored {
+					its[name] = graph.NewStoredLineIterator(strings.NewReader(text), name)
+				} else {
+					its[name] = graph.NewLineIterator(strings.NewReader(text), name)
+				}
+			}
+			return its
+		}
+		got, err := snapshot.CheckState(open(), 1<<20, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checker := graph.NewChecker(1<<20, t.TempDir())
+		for _, name := range []string{"a", "b"} {
+			it := open()[name]
+			for line := 1; ; line++ {
+				rec, err := it.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := checker.Add(name, line, rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		want, err := checker.Finish()
+		checker.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want.OK || want.ProblemCount < 2 || len(want.Warnings) == 0 {
+			t.Fatalf("stored %v: the Checker's report has %d problems and %d warnings; the graph was meant to have both", stored, want.ProblemCount, len(want.Warnings))
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("stored %v: CheckState reports\n%+v\nthe Checker\n%+v", stored, got, want)
+		}
 	}
 }
