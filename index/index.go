@@ -94,9 +94,12 @@ func (f *File) Encode() ([]byte, error) {
 // Decode parses an index object's plaintext and checks that every entry is
 // plausible (the bytes come from storage and may be damaged or hostile).
 func Decode(b []byte) (*File, error) {
-	var f File
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("decode index: %w", err)
+	f, ok := decodeFast(b)
+	if !ok {
+		f = new(File)
+		if err := json.Unmarshal(b, f); err != nil {
+			return nil, fmt.Errorf("decode index: %w", err)
+		}
 	}
 	for _, p := range f.Packs {
 		for _, bl := range p.Blobs {
@@ -108,7 +111,7 @@ func Decode(b []byte) (*File, error) {
 			}
 		}
 	}
-	return &f, nil
+	return f, nil
 }
 
 // Location is where one copy of a blob lives.
