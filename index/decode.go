@@ -9,7 +9,7 @@ import (
 
 // decodeFast parses an index object that is exactly what Encode writes:
 //
-//	{["supersedes":["ID",...],]"packs":null|[{"id":"ID","blobs":null|[
+//	{["supersedes":null|[]|["ID",...],]"packs":null|[]|[{"id":"ID","blobs":null|[]|[
 //	  {"id":"ID","type":"data"|"tree","offset":N,"length":N,"raw_length":N[,"compressed":true]},...]},...]}
 //
 // with lowercase hex ids, no whitespace and no escapes. encoding/json took
@@ -20,50 +20,49 @@ import (
 // to encoding/json, whose result is the same for every object this
 // accepts (FuzzDecodeFast).
 func decodeFast(b []byte) (*File, bool) {
-	s := idxScanner{b: b}
+	s := &idxScanner{b: b}
 	var f File
-	if s.lit(`{"supersedes":[`) {
-		for {
-			id, ok := s.id()
-			if !ok {
-				return nil, false
-			}
-			f.Supersedes = append(f.Supersedes, id)
-			if s.lit(`],"packs":`) {
-				break
-			}
-			if !s.lit(`,`) {
-				return nil, false
-			}
-		}
-	} else if !s.lit(`{"packs":`) {
+	ok := true
+	if s.lit(`{"supersedes":`) {
+		f.Supersedes, ok = list(s, s.id)
+		ok = ok && s.lit(`,"packs":`)
+	} else {
+		ok = s.lit(`{"packs":`)
+	}
+	if !ok {
 		return nil, false
 	}
-	switch {
-	case s.lit(`null`):
-	case s.lit(`[]`):
-		f.Packs = []Pack{}
-	case s.lit(`[`):
-		for {
-			p, ok := s.pack()
-			if !ok {
-				return nil, false
-			}
-			f.Packs = append(f.Packs, p)
-			if s.lit(`]`) {
-				break
-			}
-			if !s.lit(`,`) {
-				return nil, false
-			}
-		}
-	default:
-		return nil, false
-	}
-	if !s.lit(`}`) || s.i != len(b) {
+	if f.Packs, ok = list(s, s.pack); !ok || !s.lit(`}`) || s.i != len(b) {
 		return nil, false
 	}
 	return &f, true
+}
+
+// list reads null (nil), [] (empty, not nil, as encoding/json gives) or
+// [item,...], each item read by next.
+func list[T any](s *idxScanner, next func() (T, bool)) ([]T, bool) {
+	switch {
+	case s.lit(`null`):
+		return nil, true
+	case s.lit(`[]`):
+		return []T{}, true
+	case !s.lit(`[`):
+		return nil, false
+	}
+	var items []T
+	for {
+		item, ok := next()
+		if !ok {
+			return nil, false
+		}
+		items = append(items, item)
+		if s.lit(`]`) {
+			return items, true
+		}
+		if !s.lit(`,`) {
+			return nil, false
+		}
+	}
 }
 
 // idxScanner reads the fixed shape decodeFast accepts; every method
@@ -144,25 +143,7 @@ func (s *idxScanner) pack() (Pack, bool) {
 	if p.ID, ok = s.id(); !ok || !s.lit(`,"blobs":`) {
 		return p, false
 	}
-	switch {
-	case s.lit(`null`):
-	case s.lit(`[]`):
-		p.Blobs = []Blob{}
-	case s.lit(`[`):
-		for {
-			b, ok := s.blob()
-			if !ok {
-				return p, false
-			}
-			p.Blobs = append(p.Blobs, b)
-			if s.lit(`]`) {
-				break
-			}
-			if !s.lit(`,`) {
-				return p, false
-			}
-		}
-	default:
+	if p.Blobs, ok = list(s, s.blob); !ok {
 		return p, false
 	}
 	return p, s.lit(`}`)
