@@ -13,7 +13,8 @@
 # noise hits both alike. Beside each backup phase, strata backs the same
 # export up as three graph tiers (--tier fast=... --tier warm=... --tier
 # cold=...) into a third repository: the first export, a line-shuffled copy
-# of it (the same graph) and the 1%-changed export. Then, once, graph-tier
+# of it (the same graph) and the 1%-changed export, whose snapshot it then
+# verifies (strata verify latest). Then, once, graph-tier
 # restore with 8 delta layers against the same final graph stored as one
 # base (BENCH_LAYERS_SIZE, default 200MiB), and the Go benchmarks
 # BenchmarkPipelineStage (each backup stage's rate on one core, over the
@@ -403,6 +404,10 @@ one_round() {
 		rec graph_after3_bytes "$(reposize graph)"
 		rec graph_added3_bytes "$(($(reposize graph) - $(grep "^graph_after2_bytes=" "$RES" | cut -d= -f2)))"
 		rec graph_layers3 "$(layers graph)"
+		# (c'') what a nightly run does next: verify the newest snapshot
+		# (its packs read and hashed, a test restore at its cut, the
+		# graph check of the restored tiers)
+		run graph verify verify --json latest
 	fi
 	mv "$SRC" "$W/alt/changed"
 	mv "$W/alt/orig" "$SRC"

@@ -121,7 +121,9 @@ results section below and [performance.svg](performance.svg). See [bench/README.
      that share no chunk with the originals): bytes added;
   3. the 1%-changed export: bytes added.
   After each, `strata cat snapshot latest` gives every tier's layer count
-  (expected 0, 0 and 1).
+  (expected 0, 0 and 1). Then `strata verify --json latest` of the last
+  one (every pack it needs read and hashed, a test restore at its cut,
+  the integrity check of the restored tiers): wall time, CPU, peak RSS.
 - Layered restore, once per run (strata only), on a smaller graph
   (`-bytes 200MiB`, `BENCH_LAYERS_SIZE`) so that ten graph backups fit in
   the time: the graph and then eight versions of it (`-change 0.01
@@ -349,6 +351,14 @@ def graph_figures(r):
                  *(f"{fmt_bytes(g['changed'][t])} ({fmt_pct(g['changed_pct'][t])})" for t in T),
                  f"{ratio(g['changed']['graph'], g['changed']['restic']):.3g} (graph/restic)",
                  f"graph <= {GRAPH_CHANGE_TARGET:g}%"))
+    v = num(r, "graph_verify_secs")
+    if v:
+        g["verify_secs"] = v
+        rows.append(("`verify latest` of the 1%-changed graph snapshot (packs hashed, test restore, graph check): "
+                     "wall time, CPU, peak RSS", "n/a", "n/a",
+                     f"{v:.1f} s" + sp("graph_verify_secs", lambda x: x, "{:.1f}")
+                     + f", CPU {num(r, 'graph_verify_cpu_secs', 0):.1f} s, {fmt_bytes((num(r, 'graph_verify_rss_kib') or 0) * 1024)}",
+                     "", ""))
     for label, phase in (("shuffled export", "backup2"), ("1%-changed export", "backup3")):
         t2 = {t: num(r, f"{t}_{phase}_secs") for t in T}
         if t2["graph"]:
