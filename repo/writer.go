@@ -219,12 +219,11 @@ func (w *Writer) Buffer() []byte {
 	}
 }
 
-// Recycle takes back a buffer from Buffer that was not passed to SaveBlob.
-func (w *Writer) Recycle(b []byte) { w.recycle(b) }
-
-// recycle keeps b for reuse unless it is small (not one of ours) or has
-// grown well past the chunker's maximum (a graph tier's larger chunks).
-func (w *Writer) recycle(b []byte) {
+// Recycle takes back a chunk buffer (one from Buffer that was not passed
+// to SaveBlob, or one SaveBlob is done with) for reuse, unless it is small
+// (not one of ours) or has grown well past the chunker's maximum (a graph
+// tier's larger chunks).
+func (w *Writer) Recycle(b []byte) {
 	if cap(b) < w.chunkCap || cap(b) > 2*int(w.r.cfg.Chunker.MaxSize) {
 		return
 	}
@@ -310,7 +309,7 @@ func (w *Writer) SaveBlob(ctx context.Context, t index.BlobType, id chunk.ID, da
 	w.mu.Unlock()
 	if err != nil || known {
 		w.stats.known.Add(1)
-		w.recycle(data)
+		w.Recycle(data)
 		return known, err
 	}
 	select {
@@ -339,7 +338,7 @@ func (w *Writer) work(ctx context.Context) error {
 		}
 		w.stats.new.Add(1)
 		w.stats.added.Add(int64(len(job.data)))
-		w.recycle(job.data)
+		w.Recycle(job.data)
 		if full {
 			if err := w.send(ctx, pack); err != nil {
 				return err
