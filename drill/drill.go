@@ -273,7 +273,7 @@ func (d *driller) recover(ctx context.Context, siteLoss bool) ScenarioReport {
 	}) {
 		return d.report()
 	}
-	d.step("integrity", func() (string, error) { return checkDir(dir, d.opts) })
+	d.step("integrity", func() (string, error) { return checkDir(ctx, dir, d.opts) })
 	if d.opts.StartCmd != "" {
 		d.step("start", func() (string, error) { return runCmd(ctx, d.opts.StartCmd, dir) })
 	}
@@ -351,7 +351,7 @@ func (d *driller) targets(ctx context.Context, src *repo.Repository) []TargetTim
 				if err != nil {
 					return err
 				}
-				_, err = checkDir(dir, d.opts) // every row: restore, replay and check
+				_, err = checkDir(ctx, dir, d.opts) // every row: restore, replay and check
 				return err
 			}
 			dur, err := time.ParseDuration(strings.TrimPrefix(tgt, "-"))
@@ -375,7 +375,7 @@ func (d *driller) targets(ctx context.Context, src *repo.Repository) []TargetTim
 			if _, err := snapshot.RestoreSnapshot(ctx, src, ps.Base.Entry, snapshot.SnapshotRestoreOptions{RestoreOptions: snapshot.RestoreOptions{Target: dir, Progress: d.opts.RestoreProgress}, State: ps}); err != nil {
 				return err
 			}
-			_, err = checkDir(dir, d.opts)
+			_, err = checkDir(ctx, dir, d.opts)
 			return err
 		}()
 		tt.Seconds, tt.OK = time.Since(start).Seconds(), err == nil
@@ -389,8 +389,8 @@ func (d *driller) targets(ctx context.Context, src *repo.Repository) []TargetTim
 }
 
 // checkDir runs the graph integrity check over a restored directory.
-func checkDir(dir string, opts Options) (string, error) {
-	detail, _, err := verify.CheckDir(dir, opts.SortMemory, "")
+func checkDir(ctx context.Context, dir string, opts Options) (string, error) {
+	detail, _, err := verify.CheckDir(ctx, dir, opts.SortMemory, "")
 	return detail, err
 }
 

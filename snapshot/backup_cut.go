@@ -80,7 +80,7 @@ func checkAtCut(ctx context.Context, r *repo.Repository, sn *Snapshot, opts Back
 		ps, err := CutState(ctx, r, Entry{Snapshot: sn}, nil, opts.SortMemory, opts.TmpDir)
 		if err == nil {
 			defer ps.Close()
-			return CheckState(ps.Tiers, opts.SortMemory, opts.TmpDir)
+			return CheckState(ctx, ps.Tiers, opts.SortMemory, opts.TmpDir)
 		}
 		if !errors.Is(err, ErrNotRecoverable) || time.Now().After(deadline) {
 			return nil, err

@@ -311,7 +311,7 @@ func CheckTiers(ctx context.Context, r *repo.Repository, e Entry, memLimit int64
 		return nil, err
 	}
 	defer ps.Close()
-	return CheckState(ps.Tiers, memLimit, tmpDir)
+	return CheckState(ctx, ps.Tiers, memLimit, tmpDir)
 }
 
 // CheckState runs the graph integrity check over tier states (consuming
@@ -321,7 +321,7 @@ func CheckTiers(ctx context.Context, r *repo.Repository, e Entry, memLimit int64
 // hands on are dropped. Its report is the Checker's, word for word; the
 // Checker, which reads the tiers one after the other and sorts every
 // endpoint, took 14 s of the 18 s a verify of the 1 GiB bench graph took.
-func CheckState(tiers map[string]graph.Iterator, memLimit int64, tmpDir string) (*graph.Report, error) {
+func CheckState(ctx context.Context, tiers map[string]graph.Iterator, memLimit int64, tmpDir string) (*graph.Report, error) {
 	names := make([]string, 0, len(tiers))
 	for n := range tiers {
 		names = append(names, n)
@@ -329,13 +329,13 @@ func CheckState(tiers map[string]graph.Iterator, memLimit int64, tmpDir string) 
 	slices.Sort(names)
 	c := graph.NewCapture(names, memLimit, tmpDir)
 	defer c.Close()
-	g, gctx := errgroup.WithContext(context.Background())
+	g, gctx := errgroup.WithContext(ctx)
 	for i, name := range names {
 		state, t := tiers[name], c.Tier(i)
 		g.Go(func() error {
 			for line := 1; ; line++ {
 				if line%4096 == 0 && gctx.Err() != nil {
-					return gctx.Err() // another tier failed
+					return gctx.Err() // cancelled, or another tier failed
 				}
 				rec, err := state.Next()
 				if errors.Is(err, io.EOF) {
@@ -367,7 +367,7 @@ func CheckState(tiers map[string]graph.Iterator, memLimit int64, tmpDir string) 
 			}
 		})
 	}
-	rep, err := c.Run(context.Background())
+	rep, err := c.Run(ctx)
 	if derr := drain.Wait(); err == nil {
 		err = derr
 	}

@@ -404,7 +404,7 @@ func TestCheckStateMatchesChecker(t *testing.T) {
 			}
 			return its
 		}
-		got, err := snapshot.CheckState(open(), 1<<20, t.TempDir())
+		got, err := snapshot.CheckState(context.Background(), open(), 1<<20, t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -434,6 +434,12 @@ func TestCheckStateMatchesChecker(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("stored %v: CheckState reports\n%+v\nthe Checker\n%+v", stored, got, want)
+		}
+		// A cancelled check (verify interrupted) stops with the cause.
+		cancelled, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := snapshot.CheckState(cancelled, open(), 1<<20, t.TempDir()); !errors.Is(err, context.Canceled) {
+			t.Errorf("stored %v: a cancelled check returned %v", stored, err)
 		}
 	}
 }

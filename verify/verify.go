@@ -357,7 +357,7 @@ func checkCutSegments(ctx context.Context, r *repo.Repository, e snapshot.Entry)
 // (<tier>.jsonl each) with sortMemory (0: the default) and temporary files
 // in tmpDir, and returns what it found and how many tiers it read. A
 // problem is an error naming the first one; no tier files is no error.
-func CheckDir(dir string, sortMemory int64, tmpDir string) (detail string, tiers int, err error) {
+func CheckDir(ctx context.Context, dir string, sortMemory int64, tmpDir string) (detail string, tiers int, err error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
 	if err != nil {
 		return "", 0, err
@@ -378,7 +378,7 @@ func CheckDir(dir string, sortMemory int64, tmpDir string) (detail string, tiers
 	if sortMemory <= 0 {
 		sortMemory = snapshot.DefaultSortMemory
 	}
-	report, err := snapshot.CheckState(its, sortMemory, tmpDir)
+	report, err := snapshot.CheckState(ctx, its, sortMemory, tmpDir)
 	if err != nil {
 		return "", 0, err
 	}
@@ -393,7 +393,7 @@ func CheckDir(dir string, sortMemory int64, tmpDir string) (detail string, tiers
 // checkRestored is step 3: the graph check over the restored tiers and
 // the user's command.
 func checkRestored(ctx context.Context, e snapshot.Entry, dir string, opts Options) (string, error) {
-	detail, tiers, err := CheckDir(dir, opts.SortMemory, opts.TmpDir)
+	detail, tiers, err := CheckDir(ctx, dir, opts.SortMemory, opts.TmpDir)
 	if err != nil {
 		return "", err
 	}
