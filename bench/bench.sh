@@ -183,6 +183,8 @@ go run ./tools/gengraph -out "$SRC" -bytes "$SIZE" >&2
 log "go run ./tools/gengraph -out $W/alt/changed -bytes $SIZE -change 0.01 -change-seed 7"
 go run ./tools/gengraph -out "$W/alt/changed" -bytes "$SIZE" -change 0.01 -change-seed 7 >&2
 filesum() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d\n", s}'; }
+# largest DIR: the path of DIR's largest file.
+largest() { find "$1" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-; }
 rec data_bytes "$(filesum "$SRC")"
 rec data_files "$(find "$SRC" -type f | wc -l)"
 n=0
@@ -206,7 +208,7 @@ SMALL=
 if [ "$SMALL_N" != 0 ]; then
 	SMALL=$W/small/files
 	rm -rf "$W/small"
-	big=$(find "$SRC" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
+	big=$(largest "$SRC")
 	log "python3 $R smallfiles $big $SMALL $SMALL_N"
 	python3 $R smallfiles "$big" "$SMALL" "$SMALL_N"
 	rec small_files "$SMALL_N"
@@ -309,7 +311,7 @@ order() { if [ $((($1 + ROUND) % 2)) = 0 ]; then echo "restic strata"; else echo
 # first-backup throughput against it.
 ceiling() {
 	[ -n "$CEILING" ] || return 0
-	big=$(find "$SRC" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
+	big=$(largest "$SRC")
 	rec ceiling_file "$(basename "$big")"
 	rec ceiling_cmd "STRATA_BENCH_CEILING_FILE=\$SRC/$(basename "$big") STRATA_BENCH_CEILING_DIR=\$W/tmp repo.test -test.bench BenchmarkPipelineStage -test.benchtime 1x -test.cpu 1"
 	settle
