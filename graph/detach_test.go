@@ -126,7 +126,12 @@ func TestDetachInState(t *testing.T) {
 	}
 	// After a node: out of order.
 	node := readAll(t, `{"type":"node","id":"a"}`, "t")[0]
+	// Apply reads an input on only when asked for the record after the
+	// one it returned, so the error comes with the second record.
 	it = Apply(NewSliceIterator(nil), []Iterator{NewSliceIterator([]*Record{node, NewDetach("b")})})
+	if _, err := it.Next(); err != nil {
+		t.Fatalf("Apply first record: %v", err)
+	}
 	if _, err := it.Next(); err == nil || !strings.Contains(err.Error(), "not in canonical order") {
 		t.Errorf("Apply order: %v", err)
 	}

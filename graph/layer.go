@@ -25,14 +25,16 @@ import (
 
 // ordered wraps an input stream and checks that it is in strict canonical
 // order: an id defined twice or out of order would make a merge silently
-// wrong.
+// wrong. It keeps the last key, not the last record: an input's record may
+// be valid only until its next Next call (NewBorrowedLineIterator).
 type ordered struct {
 	it   Iterator
 	what string
 	// state: the input is a state (Diff's inputs, Apply's base), where a
 	// detach line is an error.
 	state bool
-	last  *Record
+	last  Key
+	any   bool
 }
 
 func (o *ordered) next() (*Record, error) {
@@ -43,14 +45,16 @@ func (o *ordered) next() (*Record, error) {
 	if o.state && rec.Kind == KindDetach {
 		return nil, fmt.Errorf("%s: detach line for node %s in a state (detach lines belong only in delta layers)", o.what, rec.ID)
 	}
-	if o.last != nil && Compare(o.last, rec) >= 0 {
-		if Compare(o.last, rec) == 0 {
-			return nil, fmt.Errorf("%s: %s %s appears twice", o.what, rec.Kind, rec.ID)
+	if o.any {
+		if c := o.last.Compare(rec); c >= 0 {
+			if c == 0 {
+				return nil, fmt.Errorf("%s: %s %s appears twice", o.what, rec.Kind, rec.ID)
+			}
+			return nil, fmt.Errorf("%s: %s %s comes after %s %s, not in canonical order",
+				o.what, rec.Kind, rec.ID, o.last.Kind, o.last.ID)
 		}
-		return nil, fmt.Errorf("%s: %s %s comes after %s %s, not in canonical order",
-			o.what, rec.Kind, rec.ID, o.last.Kind, o.last.ID)
 	}
-	o.last = rec
+	o.last, o.any = KeyOf(rec), true
 	return rec, nil
 }
 
@@ -125,8 +129,14 @@ func Diff(old, new Iterator, emit func(rec *Record, tombstone bool) error) error
 //
 // It streams: one record per input is held, plus the ids of the layers'
 // detach lines (the nodes the log deleted: bounded by the log, not by the
-// graph).
+// graph). An input is read on only at the Next call after its record was
+// returned or dropped, so inputs may borrow (see Iterator), and so does
+// the result when they do.
 func Apply(base Iterator, layers []Iterator) Iterator {
+	if len(layers) == 0 {
+		// A tier stored whole: no heap to keep, only the checks.
+		return &stateIter{o: ordered{it: base, what: "base", state: true}}
+	}
 	a := &applyIter{}
 	for i, it := range append([]Iterator{base}, layers...) {
 		what := "base"
@@ -145,7 +155,10 @@ type applyIter struct {
 	// detached maps a node id to the newest input (layer number) that has
 	// a detach line for it.
 	detached map[string]int
-	err      error
+	// passed: the heap's top has been returned or skipped, and its input
+	// is read on at the next call.
+	passed bool
+	err    error
 }
 
 // heads are the current records of the inputs; for equal keys the newest
@@ -210,18 +223,26 @@ func (a *applyIter) Next() (*Record, error) {
 		heap.Init(&a.h)
 	}
 	for len(a.h) > 0 {
-		top, src := a.h[0].rec, a.h[0].src
-		// Drop the older inputs' records of the same key.
-		if err := a.advance(); err != nil {
-			a.err = fmt.Errorf("apply layers: %w", err)
-			return nil, a.err
-		}
-		for len(a.h) > 0 && Compare(a.h[0].rec, top) == 0 {
+		if a.passed {
+			// The top was returned by the last call, or skipped: only now
+			// is its input read on (its record may be valid only until
+			// then), and the older inputs' records of its key dropped.
+			a.passed = false
+			k := KeyOf(a.h[0].rec)
 			if err := a.advance(); err != nil {
 				a.err = fmt.Errorf("apply layers: %w", err)
 				return nil, a.err
 			}
+			for len(a.h) > 0 && k.Compare(a.h[0].rec) == 0 {
+				if err := a.advance(); err != nil {
+					a.err = fmt.Errorf("apply layers: %w", err)
+					return nil, a.err
+				}
+			}
+			continue
 		}
+		top, src := a.h[0].rec, a.h[0].src
+		a.passed = true
 		switch {
 		case top.Kind == KindDetach:
 			// The heap merges the inputs in canonical order, where every
@@ -229,9 +250,8 @@ func (a *applyIter) Next() (*Record, error) {
 			// heap's top is a detach line as long as any input has one
 			// left. So when the first relationship leaves the heap, every
 			// input's detach lines have been read and this map is
-			// complete. Of equal keys the newest input comes first (the
-			// older ones were just dropped): src is the newest layer that
-			// detaches the node.
+			// complete. Of equal keys the newest input comes first: src
+			// is the newest layer that detaches the node.
 			if a.detached == nil {
 				a.detached = make(map[string]int)
 			}
@@ -263,6 +283,30 @@ func (a *applyIter) Close() error {
 	}
 	return err
 }
+
+// stateIter is Apply of a base alone: the base, checked to be a state in
+// canonical order.
+type stateIter struct {
+	o   ordered
+	err error
+}
+
+func (s *stateIter) Next() (*Record, error) {
+	for s.err == nil {
+		rec, err := s.o.next()
+		switch {
+		case errors.Is(err, io.EOF):
+			s.err = io.EOF
+		case err != nil:
+			s.err = fmt.Errorf("apply layers: %w", err)
+		case !rec.Tombstone: // Apply leaves tombstones out
+			return rec, nil
+		}
+	}
+	return nil, s.err
+}
+
+func (s *stateIter) Close() error { return s.o.it.Close() }
 
 // NewLineIterator reads a stream of canonical lines, as WriteLines writes
 // them: a base or a delta layer, tombstone and detach lines included (Apply

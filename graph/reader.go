@@ -26,7 +26,12 @@ type Reader struct {
 	// (NewLineIterator); keysOnly reads a stored stream's keys
 	// (NewStoredLineIterator).
 	tombstones, strict, keysOnly bool
-	err                          error // sticky: a read error ends the stream
+	// borrow (NewStoredLineIterator with Borrowed): a record parsed by
+	// its keys is cur, reused, and its Canonical is the line in the
+	// bufio buffer; both are valid until the next Next call.
+	borrow bool
+	cur    Record
+	err    error // sticky: a read error ends the stream
 }
 
 // NewReader returns a Reader of r; tier names the tier in errors.

@@ -95,21 +95,38 @@ type Record struct {
 // Compare orders records canonically: detach lines (in a layer) before
 // nodes before relationships, then by the bytes of the id. It returns -1, 0
 // or +1.
-func Compare(a, b *Record) int {
-	if a.Kind != b.Kind {
-		if kindOrder(a.Kind) < kindOrder(b.Kind) {
+func Compare(a, b *Record) int { return compareKey(a.Kind, a.ID, b.Kind, b.ID) }
+
+func compareKey(ak Kind, aid string, bk Kind, bid string) int {
+	if ak != bk {
+		if kindOrder(ak) < kindOrder(bk) {
 			return -1
 		}
 		return 1
 	}
 	switch {
-	case a.ID < b.ID:
+	case aid < bid:
 		return -1
-	case a.ID > b.ID:
+	case aid > bid:
 		return 1
 	}
 	return 0
 }
+
+// Key is a record's place in canonical order. A merge keeps the key of a
+// record it has passed, not the record: that may be reused (see
+// NewBorrowedLineIterator). The ID is a string, which the reader never
+// changes once handed out.
+type Key struct {
+	Kind Kind
+	ID   string
+}
+
+// KeyOf returns rec's key.
+func KeyOf(rec *Record) Key { return Key{rec.Kind, rec.ID} }
+
+// Compare compares k with rec's key, as Compare does two records.
+func (k Key) Compare(rec *Record) int { return compareKey(k.Kind, k.ID, rec.Kind, rec.ID) }
 
 // NewTombstone returns the tombstone record that deletes (kind, id). For
 // KindDetach it is NewDetach(id).

@@ -10,7 +10,12 @@ import (
 
 // Iterator is a stream of records, usually in canonical order (see Compare).
 type Iterator interface {
-	// Next returns the next record, or io.EOF after the last one.
+	// Next returns the next record, or io.EOF after the last one. The
+	// record is the caller's, except from a borrowing iterator
+	// (NewBorrowedLineIterator, and a merge of such inputs), whose record
+	// is valid only until the next call. Apply, Diff and oplog's replay
+	// take borrowing inputs: they read an input on only after they are
+	// done with its record.
 	Next() (*Record, error)
 	// Close releases what the iterator holds (temporary files included).
 	Close() error

@@ -38,6 +38,18 @@ func NewStoredLineIterator(r io.Reader, tier string) Iterator {
 	return lineIter{rd}
 }
 
+// NewBorrowedLineIterator is NewStoredLineIterator for consumers that
+// hold no record past their next Next call (Apply, Diff, WriteLines): a
+// record is valid only until then, for its Canonical is the reader's
+// buffer and the record itself is reused. Copying every line and
+// allocating every record was most of the cost of reading a stored stream
+// for a merge.
+func NewBorrowedLineIterator(r io.Reader, tier string) Iterator {
+	rd := NewReader(r, tier)
+	rd.tombstones, rd.strict, rd.keysOnly, rd.borrow = true, true, true, true
+	return lineIter{rd}
+}
+
 const (
 	sfxNode   = `,"type":"node"}`
 	sfxRel    = `,"type":"relationship"}`
@@ -78,10 +90,9 @@ func (r *Reader) parseKeys(line []byte) (*Record, bool) {
 		default:
 			return nil, false
 		}
-		rec := x.mem.record()
+		rec := r.newKeyRecord(line)
 		rec.Kind, rec.ID, rec.Tombstone = kind, x.mem.string(id), tomb || kind == KindDetach
 		rec.partial = !rec.Tombstone
-		rec.Canonical = append(x.mem.bytes(len(line)), line...)
 		return rec, true
 	}
 	if kind != KindRelationship || !bytes.HasPrefix(body, []byte(`{"end":{"id":"`)) {
@@ -126,13 +137,25 @@ func (r *Reader) parseKeys(line []byte) (*Record, bool) {
 	if i, ok = endpointTail(body, j+1); !ok || i != len(body) {
 		return nil, false
 	}
-	rec := x.mem.record()
+	rec := r.newKeyRecord(line)
 	all := x.mem.string(id, startID, endID)
 	n1, n2 := len(id), len(id)+len(startID)
 	rec.Kind, rec.partial = KindRelationship, true
 	rec.ID, rec.StartID, rec.EndID = all[:n1], all[n1:n2], all[n2:]
-	rec.Canonical = append(x.mem.bytes(len(line)), line...)
 	return rec, true
+}
+
+// newKeyRecord returns the record for a line parsed by its keys, with
+// Canonical set: the reused one and the line itself when borrowing, else
+// a copy from the arena.
+func (r *Reader) newKeyRecord(line []byte) *Record {
+	if r.borrow {
+		r.cur = Record{Canonical: line}
+		return &r.cur
+	}
+	rec := r.ext.mem.record()
+	rec.Canonical = append(r.ext.mem.bytes(len(line)), line...)
+	return rec
 }
 
 // plainString finds the closing quote of a string whose text starts at

@@ -470,9 +470,14 @@ type mergeIter struct {
 	deleted *deletedNodes
 	tier    string
 
-	started  bool
-	b, d     *graph.Record // current heads (nil at the end)
-	lastBase *graph.Record
+	started bool
+	b, d    *graph.Record // current heads (nil at the end)
+	// bTaken: b was returned by the last call. The base is read on only
+	// at the next one, for its record may be valid only until then
+	// (graph.NewBorrowedLineIterator); lastBase is the key it had.
+	bTaken   bool
+	lastBase graph.Key
+	hasLast  bool
 	err      error
 }
 
@@ -491,10 +496,10 @@ func (m *mergeIter) nextBase() error {
 	if rec.Tombstone {
 		return fmt.Errorf("tier %s: tombstone for %s %s in a state", m.tier, rec.Kind, rec.ID)
 	}
-	if m.lastBase != nil && graph.Compare(m.lastBase, rec) >= 0 {
+	if m.hasLast && m.lastBase.Compare(rec) >= 0 {
 		return fmt.Errorf("tier %s: %s %s is out of canonical order or appears twice", m.tier, rec.Kind, rec.ID)
 	}
-	m.lastBase = rec
+	m.lastBase, m.hasLast = graph.KeyOf(rec), true
 	m.b = rec
 	return nil
 }
@@ -527,15 +532,21 @@ func (m *mergeIter) next() (*graph.Record, error) {
 			return nil, err
 		}
 	}
-	for m.b != nil || m.d != nil {
+	for {
+		if m.bTaken {
+			m.bTaken = false
+			if err := m.nextBase(); err != nil {
+				return nil, err
+			}
+		}
+		if m.b == nil && m.d == nil {
+			break
+		}
 		var rec *graph.Record
 		seq := 0 // 0: from the base
 		switch {
 		case m.d == nil || m.b != nil && graph.Compare(m.b, m.d) < 0:
-			rec = m.b
-			if err := m.nextBase(); err != nil {
-				return nil, err
-			}
+			rec, m.bTaken = m.b, true
 		default:
 			rec, seq = m.d, m.d.Line
 			if m.b != nil && graph.Compare(m.b, m.d) == 0 {

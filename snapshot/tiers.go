@@ -388,7 +388,7 @@ func tierState(ctx context.Context, r *repo.Repository, name string, tree *Tree)
 func contentLines(ctx context.Context, r *repo.Repository, tier string, n *Node) graph.Iterator {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(WriteContent(ctx, r, n, pw, 4)) }()
-	return &pipeIter{Iterator: graph.NewStoredLineIterator(pr, tier), pr: pr}
+	return &pipeIter{Iterator: graph.NewBorrowedLineIterator(pr, tier), pr: pr}
 }
 
 type pipeIter struct {
