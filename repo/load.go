@@ -78,14 +78,19 @@ func (r *Repository) loadFrom(ctx context.Context, l index.Location, dst []byte)
 var sealedBufs = make(chan []byte, 16)
 
 func getSealed(n int) []byte {
+	c := 1 << 20
 	select {
 	case b := <-sealedBufs:
 		if cap(b) >= n {
 			return b[:n]
 		}
+		// Too small: its replacement is twice as large, so that the pool
+		// settles on buffers that fit the larger blobs rather than
+		// trading one small buffer for another at every load.
+		c = 2 * cap(b)
 	default:
 	}
-	return make([]byte, n, max(n, 1<<20))
+	return make([]byte, n, max(n, c))
 }
 
 func putSealed(b []byte) {

@@ -76,6 +76,10 @@ func WriteContent(ctx context.Context, r *repo.Repository, n *Node, w io.Writer,
 		err  error
 	}
 	queue := make(chan chan result, ahead)
+	// Written blobs' buffers go back to the loads: a graph tier's restore
+	// otherwise allocates its whole size again, a megabyte at a time, and
+	// the collector sweeps it. (io.Writer must not keep p.)
+	free := make(chan []byte, ahead+2)
 	go func() {
 		defer close(queue)
 		for _, id := range n.Content {
@@ -85,8 +89,13 @@ func WriteContent(ctx context.Context, r *repo.Repository, n *Node, w io.Writer,
 			case <-ctx.Done():
 				return
 			}
+			var buf []byte
+			select {
+			case buf = <-free:
+			default:
+			}
 			go func() {
-				data, err := r.LoadBlob(ctx, id, nil)
+				data, err := r.LoadBlob(ctx, id, buf)
 				ch <- result{data, err}
 			}()
 		}
@@ -98,6 +107,10 @@ func WriteContent(ctx context.Context, r *repo.Repository, n *Node, w io.Writer,
 		}
 		if _, err := w.Write(res.data); err != nil {
 			return fmt.Errorf("write output: %w", err)
+		}
+		select {
+		case free <- res.data:
+		default:
 		}
 	}
 	return ctx.Err()
