@@ -182,6 +182,33 @@ func (h *History) Contains(gen, lsn uint64) bool {
 	return false
 }
 
+// ReadEnd returns an lsn to read up to that takes in the first record
+// after lsn, judged from the segment keys alone: the last lsn of the chain
+// segment that holds it. 0 means no bound (no segment ends past lsn, or
+// the record may lie beyond a branch point, where the whole history is
+// read). A replay to lsn needs that one record past its cut, to tell
+// whether a transaction continues across it, and nothing after it: the
+// reader would otherwise load segments ahead of need, up to 64 MiB each.
+func (h *History) ReadEnd(ctx context.Context, lsn uint64) (uint64, error) {
+	for _, s := range h.Spans {
+		if s.Bounded && s.Upto <= lsn {
+			continue // all of its records are at or before lsn
+		}
+		segs, err := s.Log.Chain(ctx)
+		if err != nil {
+			return 0, err
+		}
+		i := sort.Search(len(segs), func(i int) bool { return segs[i].LastLSN > lsn })
+		// The segment's last record lies past lsn and inside the span:
+		// the record after lsn is in it or before it. Past a bounded
+		// span's end the reader would stop, so look in the next span.
+		if i < len(segs) && (!s.Bounded || segs[i].LastLSN <= s.Upto) {
+			return segs[i].LastLSN, nil
+		}
+	}
+	return 0, nil
+}
+
 // Read returns the history's records with fromLSN <= lsn <= toLSN (toLSN
 // 0: to the end), crossing branch points; continuity is checked across
 // them (a generation's first record follows its parent's record at the

@@ -379,6 +379,29 @@ func TestPushNewGeneration(t *testing.T) {
 		lsns = append(lsns, fmt.Sprintf("%d:%s", rec.LSN, rec.ID))
 	}
 	sameList(t, "history", lsns, append(want(1, 5), "6:n6b", "7:n7b", "8:n8b"))
+	// ReadEnd bounds a read that must take in the record after a cut, here
+	// across the branch point (the parent's one segment runs past it).
+	for lsn := uint64(0); lsn <= 8; lsn++ {
+		end, err := hist.ReadEnd(ctx, lsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it, _ := hist.Read(ctx, 0, end)
+		var got []uint64
+		for {
+			rec, err := it.Next()
+			if err != nil {
+				break
+			}
+			got = append(got, rec.LSN)
+		}
+		if lsn < 8 && (len(got) < int(lsn)+1 || got[lsn] != lsn+1) {
+			t.Errorf("ReadEnd(%d) = %d: a read to it gives lsns %v, without %d", lsn, end, got, lsn+1)
+		}
+		if w, ok := map[uint64]uint64{0: 7, 5: 7, 6: 7, 7: 8, 8: 0}[lsn]; ok && end != w {
+			t.Errorf("ReadEnd(%d) = %d, want %d", lsn, end, w)
+		}
+	}
 
 	// From lsn 0: a fresh start, any first lsn.
 	res = mustPush(t, r, input(muts(500, 501)), PushOptions{NewGeneration: true})

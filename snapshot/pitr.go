@@ -321,7 +321,18 @@ func StateAt(ctx context.Context, r *repo.Repository, tl *Timeline, opts PointOp
 		at := oplog.TimeOf(*opts.Target.At)
 		ro.At = &at
 	}
-	return replayBase(ctx, r, tl.History, b, ro, opts.Tiers, tl.Coverage.Runs[b.Run].Last.LSN)
+	end := tl.Coverage.Runs[b.Run].Last.LSN
+	if ro.HasLSN {
+		// No segment past the one with the record after the cut.
+		e, err := tl.History.ReadEnd(ctx, ro.LSN)
+		if err != nil {
+			return nil, err
+		}
+		if e != 0 && e < end {
+			end = e
+		}
+	}
+	return replayBase(ctx, r, tl.History, b, ro, opts.Tiers, end)
 }
 
 // replayBase replays the log over base b's captured tiers from its

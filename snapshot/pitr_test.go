@@ -18,8 +18,6 @@ import (
 	"github.com/strata-backup/strata/snapshot"
 )
 
-// appendLog stores records first..last (node upserts n<lsn>, one a second
-// from 10:00:00) as one segment.
 // backupAtLSN0 backs up a one-node warm tier with a cut at the start of
 // generation 1: the base the log's records replay onto.
 func backupAtLSN0(t *testing.T, r *repo.Repository) {
@@ -32,6 +30,8 @@ func backupAtLSN0(t *testing.T, r *repo.Repository) {
 	}
 }
 
+// appendLog stores records first..last (node upserts n<lsn>, one a second
+// from 10:00:00) as one segment.
 func appendLog(t *testing.T, r *repo.Repository, first, last uint64) string {
 	t.Helper()
 	l, err := oplog.Open(context.Background(), r, 1)
@@ -118,6 +118,55 @@ func TestTimelineGap(t *testing.T) {
 		if !errors.Is(err, snapshot.ErrNotRecoverable) || !strings.Contains(err.Error(), tc.want) ||
 			!strings.Contains(err.Error(), "the newest reachable point is lsn 5") {
 			t.Errorf("%s: %v\nwant ErrNotRecoverable naming %q and the newest reachable point (lsn 5)", tc.target, err, tc.want)
+		}
+	}
+}
+
+// TestStateAtLoadsNoSegmentPastTheCut: a restore to an lsn loads the
+// segments up to the one holding the record after the cut, not the ones
+// the reader would fetch ahead.
+func TestStateAtLoadsNoSegmentPastTheCut(t *testing.T) {
+	ctx := context.Background()
+	var counting atomic.Bool
+	var loads atomic.Int64
+	r := repotest.NewOn(t, fault.Flaky(backend.OpenMem(), fault.FlakyOptions{
+		OnCall: func(op fault.Op, k string) {
+			if counting.Load() && op == fault.OpLoad && strings.HasPrefix(k, "oplog/") {
+				loads.Add(1)
+			}
+		}}))
+	backupAtLSN0(t, r)
+	for first := uint64(1); first < 30; first += 5 {
+		appendLog(t, r, first, first+4)
+	}
+	for _, tc := range []struct {
+		lsn   uint64
+		loads int64 // segments 1-5, 6-10, ...
+	}{{7, 2}, {10, 3}, {12, 3}, {30, 6}} {
+		tl, err := snapshot.LoadTimeline(ctx, r, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loads.Store(0)
+		counting.Store(true)
+		ps, err := snapshot.StateAt(ctx, r, tl, snapshot.PointOptions{Target: snapshot.Target{LSN: tc.lsn, HasLSN: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			if _, err := ps.Tiers["warm"].Next(); err != nil {
+				break
+			}
+			n++
+		}
+		ps.Close()
+		counting.Store(false)
+		if n != int(tc.lsn)+1 {
+			t.Errorf("lsn %d: %d nodes, want %d", tc.lsn, n, tc.lsn+1)
+		}
+		if got := loads.Load(); got != tc.loads {
+			t.Errorf("lsn %d: %d segment loads, want %d", tc.lsn, got, tc.loads)
 		}
 	}
 }
