@@ -224,7 +224,7 @@ func writeGraphTier(name string, state graph.Iterator, opts SnapshotRestoreOptio
 	if err != nil {
 		return 0, err
 	}
-	n, err := graph.WriteLines(f, state)
+	n, err := writeState(f, state)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -234,6 +234,15 @@ func writeGraphTier(name string, state graph.Iterator, opts SnapshotRestoreOptio
 	}
 	opts.Progress.Add(n, 0)
 	return n, nil
+}
+
+// writeState writes a tier's state as canonical JSON Lines: as stored
+// when it is a tier stored whole (storedTier), else record by record.
+func writeState(w io.Writer, state graph.Iterator) (int64, error) {
+	if wt, ok := state.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return graph.WriteLines(w, state)
 }
 
 // TierState streams a graph tier's state (base and layers merged) in
@@ -277,7 +286,7 @@ func StreamTier(ctx context.Context, r *repo.Repository, e Entry, name string, s
 			}
 			return err
 		}
-		if _, err := graph.WriteLines(bw, it); err != nil {
+		if _, err := writeState(bw, it); err != nil {
 			return err
 		}
 		return bw.Flush()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -369,11 +370,15 @@ func (a *archiver) storeCanonical(ctx context.Context, name string, write func(g
 }
 
 // tierState streams the state of a stored graph tier: its base with every
-// layer applied, in canonical order.
+// layer applied, in canonical order. A tier stored whole (a base, no
+// layers) can also be written out as it is stored (see storedTier).
 func tierState(ctx context.Context, r *repo.Repository, name string, tree *Tree) (graph.Iterator, error) {
 	base := tree.Find(baseName)
 	if base == nil {
 		return nil, fmt.Errorf("tier %s: no %s in its tree: %w", name, baseName, repo.ErrCorrupt)
+	}
+	if !slices.ContainsFunc(tree.Nodes, func(n *Node) bool { return strings.HasPrefix(n.Name, "layer-") }) {
+		return &storedTier{ctx: ctx, r: r, name: name, base: base}, nil
 	}
 	var layers []graph.Iterator
 	for _, n := range tree.Nodes {
@@ -382,6 +387,56 @@ func tierState(ctx context.Context, r *repo.Repository, name string, tree *Tree)
 		}
 	}
 	return graph.Apply(contentLines(ctx, r, name, base), layers), nil
+}
+
+// storedTier is the state of a tier stored whole. Read record by record
+// it is its base checked to be a state in canonical order, as graph.Apply
+// gives it. Written out whole (WriteTo, which a restore to JSON Lines
+// uses) it is the stored bytes as they are: authenticated blob by blob,
+// and canonical and in order since the backup that wrote them sorted and
+// checked every record. Reading every line back for its key only to check
+// the order again was a third of a graph restore's CPU.
+type storedTier struct {
+	ctx  context.Context
+	r    *repo.Repository
+	name string
+	base *Node
+	it   graph.Iterator // the records, from the first Next on
+}
+
+func (s *storedTier) Next() (*graph.Record, error) {
+	if s.it == nil {
+		s.it = graph.Apply(contentLines(s.ctx, s.r, s.name, s.base), nil)
+	}
+	return s.it.Next()
+}
+
+// WriteTo writes the tier's canonical JSON Lines to w; only before Next.
+func (s *storedTier) WriteTo(w io.Writer) (int64, error) {
+	if s.it != nil {
+		return 0, fmt.Errorf("write tier %s: its records are being read", s.name)
+	}
+	cw := &countWriter{w: w}
+	err := WriteContent(s.ctx, s.r, s.base, cw, 4)
+	return cw.n, err
+}
+
+func (s *storedTier) Close() error {
+	if s.it == nil {
+		return nil
+	}
+	return s.it.Close()
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // contentLines reads a stored file node as canonical graph lines.

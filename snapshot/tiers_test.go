@@ -197,6 +197,84 @@ func TestGraphTiersIncremental(t *testing.T) {
 	sameTiers(t, src, restoreTiers(t, r, rebased))
 }
 
+// TestStoredTierWritesAsStored: the state of a tier stored whole is
+// written out as its stored bytes, which are what the records read one by
+// one give; a tier with a layer has only the records.
+func TestStoredTierWritesAsStored(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t)
+	o := graphgen.Options{Nodes: 600, Seed: 9}
+	src := t.TempDir()
+	writeTiers(t, src, o, 1)
+	opts := snapshot.BackupOptions{Tiers: tierSpecs(src)}
+	first, err := snapshot.Backup(ctx, r, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Change, o.ChangeSeed = 0.05, 3
+	writeTiers(t, src, o, 0)
+	layered, err := snapshot.Backup(ctx, r, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range first.Snapshot.Tiers {
+		records := func() string {
+			it, err := snapshot.TierState(ctx, r, tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer it.Close()
+			var b bytes.Buffer
+			// Only Next: WriteLines uses a LineWriter, never WriteTo.
+			if _, err := graph.WriteLines(&b, struct{ graph.Iterator }{it}); err != nil {
+				t.Fatal(err)
+			}
+			return b.String()
+		}()
+		it, err := snapshot.TierState(ctx, r, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wt, ok := it.(io.WriterTo)
+		if !ok {
+			t.Fatalf("tier %s stored whole: its state cannot be written as stored", tr.Name)
+		}
+		var b bytes.Buffer
+		if n, err := wt.WriteTo(&b); err != nil || n != int64(b.Len()) || b.String() != records {
+			t.Errorf("tier %s: WriteTo gave %d bytes (%v), the records %d", tr.Name, n, err, len(records))
+		}
+		it.Close()
+
+		it, _ = snapshot.TierState(ctx, r, tr)
+		if _, err := it.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := it.(io.WriterTo).WriteTo(io.Discard); err == nil {
+			t.Errorf("tier %s: WriteTo after Next wrote", tr.Name)
+		}
+		it.Close()
+	}
+	withLayer := 0
+	for _, tr := range layered.Snapshot.Tiers {
+		if len(tr.Layers) == 0 {
+			continue
+		}
+		withLayer++
+		it, err := snapshot.TierState(ctx, r, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := it.(io.WriterTo); ok {
+			t.Errorf("tier %s has a layer: its state must be merged, not copied", tr.Name)
+		}
+		it.Close()
+	}
+	if withLayer == 0 {
+		t.Fatal("the changed export's backup stored no layer")
+	}
+	sameTiers(t, src, restoreTiers(t, r, layered))
+}
+
 func countObjects(t *testing.T, r *repo.Repository, prefix string) int {
 	n := 0
 	_ = r.List(context.Background(), prefix, func(chunk.ID, int64) error { n++; return nil })
