@@ -3,7 +3,6 @@ package graph
 import (
 	"bytes"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 )
@@ -40,20 +39,10 @@ func (p *poison) Close() error { return p.it.Close() }
 func drainCopies(t *testing.T, it Iterator) string {
 	t.Helper()
 	var b strings.Builder
-	for {
-		rec, err := it.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("iterate: %v", err)
-		}
+	each(t, it, func(rec *Record) {
 		b.Write(rec.Canonical)
 		b.WriteByte('\n')
-	}
-	if err := it.Close(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	return b.String()
 }
 

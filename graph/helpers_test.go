@@ -138,6 +138,14 @@ func readAll(t testing.TB, text, tier string) []*Record {
 func drain(t testing.TB, it Iterator) []*Record {
 	t.Helper()
 	var out []*Record
+	each(t, it, func(rec *Record) { out = append(out, rec) })
+	return out
+}
+
+// each calls fn with every record of it, before asking for the next, and
+// closes it.
+func each(t testing.TB, it Iterator, fn func(*Record)) {
+	t.Helper()
 	for {
 		rec, err := it.Next()
 		if errors.Is(err, io.EOF) {
@@ -146,12 +154,11 @@ func drain(t testing.TB, it Iterator) []*Record {
 		if err != nil {
 			t.Fatalf("iterate: %v", err)
 		}
-		out = append(out, rec)
+		fn(rec)
 	}
 	if err := it.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	return out
 }
 
 // sortedState returns recs in canonical order with one record per key (the

@@ -97,14 +97,7 @@ func TestTimelineGap(t *testing.T) {
 				t.Errorf("%s: %v", tc.target, err)
 				continue
 			}
-			n := 0
-			for {
-				if _, err := ps.Tiers["warm"].Next(); err != nil {
-					break
-				}
-				n++
-			}
-			ps.Close()
+			n := warmNodes(ps)
 			if want := int(ps.Replay.LastLSN) + 1; n != want {
 				t.Errorf("%s: %d nodes, want %d", tc.target, n, want)
 			}
@@ -153,14 +146,7 @@ func TestStateAtLoadsNoSegmentPastTheCut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := 0
-		for {
-			if _, err := ps.Tiers["warm"].Next(); err != nil {
-				break
-			}
-			n++
-		}
-		ps.Close()
+		n := warmNodes(ps)
 		counting.Store(false)
 		if n != int(tc.lsn)+1 {
 			t.Errorf("lsn %d: %d nodes, want %d", tc.lsn, n, tc.lsn+1)
@@ -168,6 +154,19 @@ func TestStateAtLoadsNoSegmentPastTheCut(t *testing.T) {
 		if got := loads.Load(); got != tc.loads {
 			t.Errorf("lsn %d: %d segment loads, want %d", tc.lsn, got, tc.loads)
 		}
+	}
+}
+
+// warmNodes reads the warm tier of ps to its end (or first error),
+// closes ps and returns the number of records read.
+func warmNodes(ps *snapshot.PointState) int {
+	defer ps.Close()
+	n := 0
+	for {
+		if _, err := ps.Tiers["warm"].Next(); err != nil {
+			return n
+		}
+		n++
 	}
 }
 
@@ -192,14 +191,7 @@ func TestSynthesizeFold(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer ps.Close()
-		n := 0
-		for {
-			if _, err := ps.Tiers["warm"].Next(); err != nil {
-				return n
-			}
-			n++
-		}
+		return warmNodes(ps)
 	}
 	for _, tc := range []struct {
 		lsn    uint64
