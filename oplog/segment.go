@@ -401,6 +401,11 @@ func (l *Log) Load(ctx context.Context, s Segment) (Header, []*Record, error) {
 	if err != nil {
 		return Header{}, nil, err
 	}
+	// A reader done with the log (a replay that reached its cut) cancels
+	// the segments it was loading ahead: decoding one is most of its cost.
+	if err := ctx.Err(); err != nil {
+		return Header{}, nil, err
+	}
 	h, recs, err := decodeSegment(plain, true)
 	if err != nil {
 		return Header{}, nil, fmt.Errorf("%s: %w", s.Key, err)

@@ -23,6 +23,7 @@ type segCountingBackend struct {
 	mu         sync.Mutex
 	loads      map[string]int
 	failRemove atomic.Bool
+	afterLoad  func() // called after each load of an oplog object, if set
 }
 
 func (b *segCountingBackend) Load(ctx context.Context, key string, offset, length int64, fn func(io.Reader) error) error {
@@ -30,6 +31,9 @@ func (b *segCountingBackend) Load(ctx context.Context, key string, offset, lengt
 		b.mu.Lock()
 		b.loads[key]++
 		b.mu.Unlock()
+		if b.afterLoad != nil {
+			defer b.afterLoad()
+		}
 	}
 	return b.Backend.Load(ctx, key, offset, length, fn)
 }
@@ -233,6 +237,29 @@ func TestReadLoadsOnlyTheRange(t *testing.T) {
 		if n := len(f.be.takeLoads()); n != tc.loads {
 			t.Errorf("Read(%d, %d) loaded %d segments, want %d", tc.from, tc.to, n, tc.loads)
 		}
+	}
+}
+
+// TestLoadHonoursCancel: a segment load whose context is cancelled (its
+// reader's caller is done with the log) returns the cancellation, not the
+// segment: the segments a reader loads ahead are not decoded for nothing.
+func TestLoadHonoursCancel(t *testing.T) {
+	f := newSegFixture(t, 1)
+	f.appendRun(1, 2, 3, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Second)
+	segs, err := f.l.Segments(f.ctx)
+	if err != nil || len(segs) != 2 {
+		t.Fatalf("segments %v, %v", segs, err)
+	}
+	// Cancelled while the segment was being fetched: the fetch completes,
+	// the decode does not happen.
+	ctx, cancel := context.WithCancel(f.ctx)
+	f.be.afterLoad = cancel
+	if _, recs, err := f.l.Load(ctx, segs[1]); !errors.Is(err, context.Canceled) || recs != nil {
+		t.Errorf("load cancelled during the fetch: %d records, %v", len(recs), err)
+	}
+	f.be.afterLoad = nil
+	if _, recs, err := f.l.Load(f.ctx, segs[1]); err != nil || len(recs) != 3 {
+		t.Errorf("load: %d records, %v", len(recs), err)
 	}
 }
 
