@@ -402,9 +402,14 @@ type storedTier struct {
 	name string
 	base *Node
 	it   graph.Iterator // the records, from the first Next on
+	// written: WriteTo has run, and the stream is consumed.
+	written bool
 }
 
 func (s *storedTier) Next() (*graph.Record, error) {
+	if s.written {
+		return nil, io.EOF
+	}
 	if s.it == nil {
 		s.it = graph.Apply(contentLines(s.ctx, s.r, s.name, s.base), nil)
 	}
@@ -416,6 +421,10 @@ func (s *storedTier) WriteTo(w io.Writer) (int64, error) {
 	if s.it != nil {
 		return 0, fmt.Errorf("write tier %s: its records are being read", s.name)
 	}
+	if s.written {
+		return 0, nil
+	}
+	s.written = true
 	cw := &countWriter{w: w}
 	err := WriteContent(s.ctx, s.r, s.base, cw, 4)
 	return cw.n, err

@@ -243,6 +243,13 @@ func TestStoredTierWritesAsStored(t *testing.T) {
 		if n, err := wt.WriteTo(&b); err != nil || n != int64(b.Len()) || b.String() != records {
 			t.Errorf("tier %s: WriteTo gave %d bytes (%v), the records %d", tr.Name, n, err, len(records))
 		}
+		// Written out, the stream is consumed.
+		if n, err := wt.WriteTo(&b); n != 0 || err != nil {
+			t.Errorf("tier %s: a second WriteTo wrote %d bytes (%v)", tr.Name, n, err)
+		}
+		if _, err := it.Next(); !errors.Is(err, io.EOF) {
+			t.Errorf("tier %s: Next after WriteTo: %v, want EOF", tr.Name, err)
+		}
 		it.Close()
 
 		it, _ = snapshot.TierState(ctx, r, tr)
