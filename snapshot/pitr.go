@@ -365,9 +365,10 @@ func replayBase(ctx context.Context, r *repo.Repository, h *oplog.History, b Bas
 	} else if c.LSNStart > 0 {
 		ro.AfterLSN, ro.HasAfter = c.LSNStart, true
 	}
-	// The replay reads the log up to the cut before it returns; then the
-	// segments the reader was still loading ahead are not needed (a cut by
-	// time has no segment bound, see StateAt).
+	// The replay reads the log up to the cut before it returns, and this
+	// function returns right after it: then the segments the reader was
+	// still loading ahead are not needed (a cut by time has no segment
+	// bound, see StateAt). The tiers keep ctx.
 	rctx, stopLog := context.WithCancel(ctx)
 	defer stopLog()
 	log, err := h.Read(rctx, from, end)
@@ -376,7 +377,6 @@ func replayBase(ctx context.Context, r *repo.Repository, h *oplog.History, b Bas
 		return nil, err
 	}
 	res, err := oplog.Replay(tiers, log, ro)
-	stopLog()
 	if err != nil {
 		return nil, fmt.Errorf("replay the log over snapshot %s: %w", b.ID.Short(), err)
 	}
