@@ -105,18 +105,26 @@ func sameTiers(t *testing.T, src, restored string) {
 	}
 }
 
+// backupExport writes the generated graph o into src (shuffle as for
+// writeTiers) and backs it up with opts.
+func backupExport(t *testing.T, r *repo.Repository, src string, o graphgen.Options, shuffle uint64, opts snapshot.BackupOptions) *snapshot.BackupResult {
+	t.Helper()
+	writeTiers(t, src, o, shuffle)
+	res, err := snapshot.Backup(context.Background(), r, opts)
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	return res
+}
+
 func TestGraphTiersIncremental(t *testing.T) {
 	ctx := context.Background()
 	r := repotest.New(t)
 	o := graphgen.Options{Nodes: 6000, Seed: 5}
 	src := t.TempDir()
-	writeTiers(t, src, o, 1)
 	// A tiny sort memory forces every tier through spill files.
 	opts := snapshot.BackupOptions{Tiers: tierSpecs(src), Host: "h", SortMemory: 64 << 10}
-	first, err := snapshot.Backup(ctx, r, opts)
-	if err != nil {
-		t.Fatalf("first backup: %v", err)
-	}
+	first := backupExport(t, r, src, o, 1, opts)
 	var nodes int64
 	for _, tr := range first.Snapshot.Tiers {
 		if tr.Format != snapshot.FormatGraph || tr.Nodes == 0 || tr.Stats == nil || len(tr.Layers) != 0 {
@@ -142,22 +150,14 @@ func TestGraphTiersIncremental(t *testing.T) {
 	}
 
 	// The same graph exported in another order: nothing new to store.
-	writeTiers(t, src, o, 2)
-	again, err := snapshot.Backup(ctx, r, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := backupExport(t, r, src, o, 2, opts)
 	if again.Summary.BytesAdded*100 > first.Summary.BytesAdded {
 		t.Errorf("shuffled unchanged export added %d bytes of %d (want < 1%%)", again.Summary.BytesAdded, first.Summary.BytesAdded)
 	}
 
 	// 1% of records change: a delta layer, a few percent of the first backup.
 	o.Change, o.ChangeSeed = 0.01, 3
-	writeTiers(t, src, o, 3)
-	delta, err := snapshot.Backup(ctx, r, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	delta := backupExport(t, r, src, o, 3, opts)
 	for _, tr := range delta.Snapshot.Tiers {
 		if len(tr.Layers) != 1 || tr.Layers[0].Upserts == 0 {
 			t.Errorf("tier %s: layers %+v, want one layer of upserts", tr.Name, tr.Layers)
@@ -184,11 +184,7 @@ func TestGraphTiersIncremental(t *testing.T) {
 	// Past the layer cap the next backup writes a fresh base.
 	opts.MaxLayers = 1
 	o.ChangeSeed = 4
-	writeTiers(t, src, o, 0)
-	rebased, err := snapshot.Backup(ctx, r, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rebased := backupExport(t, r, src, o, 0, opts)
 	for _, tr := range rebased.Snapshot.Tiers {
 		if len(tr.Layers) != 0 {
 			t.Errorf("tier %s kept %d layers past the cap", tr.Name, len(tr.Layers))
@@ -205,18 +201,10 @@ func TestStoredTierWritesAsStored(t *testing.T) {
 	r := repotest.New(t)
 	o := graphgen.Options{Nodes: 600, Seed: 9}
 	src := t.TempDir()
-	writeTiers(t, src, o, 1)
 	opts := snapshot.BackupOptions{Tiers: tierSpecs(src)}
-	first, err := snapshot.Backup(ctx, r, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := backupExport(t, r, src, o, 1, opts)
 	o.Change, o.ChangeSeed = 0.05, 3
-	writeTiers(t, src, o, 0)
-	layered, err := snapshot.Backup(ctx, r, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	layered := backupExport(t, r, src, o, 0, opts)
 	for _, tr := range first.Snapshot.Tiers {
 		records := func() string {
 			it, err := snapshot.TierState(ctx, r, tr)
