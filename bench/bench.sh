@@ -25,7 +25,9 @@
 # the section below):
 # RPO of `oplog push --follow`, push and replay throughput of a
 # 1,000,000-record log over the export, and `snapshot synthesize` against a
-# graph-tier backup of the same 1% change. Prints the tables, with the
+# graph-tier backup of the same 1% change. Then the 1% change again on a
+# real graph, the LDBC SNB test set with its update streams, when
+# ../shared/data has it (bench/ldbc.sh). Prints the tables, with the
 # summary "Targets (issue 8)", and rewrites the results section of
 # docs/performance.md and docs/performance.svg.
 #
@@ -39,7 +41,8 @@
 # (default 3; the figures are the medians: one round's wall times swing by
 # a third on a shared machine); BENCH_KEEP=1 keeps the data
 # and repositories; BENCH_SKIP_GRAPH=1 skips the graph-tier phases and
-# BENCH_SKIP_LAYERS=1 the layered restore; BENCH_SKIP_HEAP=1 skips the Go
+# BENCH_SKIP_LAYERS=1 the layered restore; BENCH_SKIP_LDBC=1 the real-graph
+# phase, whose data BENCH_LDBC_DATA names; BENCH_SKIP_HEAP=1 skips the Go
 # benchmark; BENCH_SKIP_PITR=1 the point-in-time recovery phase, whose size
 # BENCH_PITR_RECORDS (default 1000000), BENCH_PITR_REPS (restores of each
 # kind, default 5) and BENCH_RPO_SAMPLES (default 30) set; BENCH_PITR_CHECK=1
@@ -126,7 +129,7 @@ cleanup_data() {
 			"$W/restore-layers" "$W/restore-flat" "$W/tmp" \
 			"$W/pitr" "$W/rpo-repo" "$W/rpo-cache" "$W/pitr-repo" "$W/pitr-cache" "$W/synth-repo" "$W/synth-cache" \
 			"$W/chg-repo" "$W/chg-cache" "$W/restore-plain" "$W/restore-lsn" "$W/restore-synth" "$W/restore-synth-lsn" \
-			"$W/restore-chg"
+			"$W/restore-chg" "$W/ldbc"
 	fi
 }
 cleanup() {
@@ -488,6 +491,16 @@ rm -rf "$W"/small/restore-*
 python3 $R merge "$W" "$ROUNDS" >>"$RES"
 rm -rf "$W/alt/shuffled" "$W/restic-repo" "$W/strata-repo" "$W/restic-cache" "$W/strata-cache"
 log "tool runs done"
+
+# --- a real graph: the 1% change again, on the LDBC SNB test set -------------------
+# (bench/ldbc.sh; skipped, with the reason recorded, without ../shared/data)
+if [ "${BENCH_SKIP_LDBC:-}" != 1 ]; then
+	log "sh bench/ldbc.sh: bytes for a 1% change of a real graph's records, $ROUNDS rounds"
+	sh bench/ldbc.sh "$STRATA" "$W" "$ROUNDS" >>"$RES" 2>"$W/logs/ldbc.err" || {
+		cat "$W/logs/ldbc.err" >&2
+		die "bench/ldbc.sh failed (logs in $W/logs/ldbc)"
+	}
+fi
 
 # --- point-in-time recovery (strata only: restic has no mutation log) ----------------
 # 1. RPO: `oplog push --follow FILE --json` (default --flush-interval 1s)

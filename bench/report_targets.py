@@ -122,6 +122,7 @@ def target_rows(r, out, g, po):
         rows.append(("Bytes stored for the same 1% change, graph tiers (a delta layer of the changed records)", "<= restic",
                      fmt_bytes(d["restic"]) + " (files)", fmt_bytes(gb), f"{fmt_ratio(x)}x",
                      _verdict(x <= 1 if x is not None else None), _cmds(r, "graph_backup3_cmd")))
+    rows.extend(_ldbc_rows(r))
     if "check_mbps" in out:
         c, cd = out["check_mbps"], out["check_data_mbps"]
         x = ratio(c["strata"], c["restic"])
@@ -171,6 +172,28 @@ def target_rows(r, out, g, po):
     else:
         rows.append(("Peak heap of a backup into a repository of 10 million indexed blobs", f"<= {HEAP_RATIO}x empty", na,
                      "benchmark failed" if r.get("heap_failed") else "not run (BENCH_SKIP_HEAP)", na, na, []))
+    return rows
+
+
+def _ldbc_rows(r):
+    """The 1% change again on a real graph (bench/ldbc.sh): the LDBC SNB test
+    set, changed by the first 1% of its update streams."""
+    label = "Bytes stored for a 1% change of records of a real graph (LDBC SNB test set"
+    if r.get("ldbc_skipped"):
+        return [(label + ")", "<= restic", "n/a", f"not run ({r['ldbc_skipped']})", "n/a", "n/a", [])]
+    rb = num(r, "ldbc_restic_added_bytes")
+    if rb is None:
+        return []
+    what = (f"{fmt_bytes(num(r, 'ldbc_data_bytes'))}; {int(num(r, 'ldbc_changed_records') or 0):,} of its "
+            f"{int(num(r, 'ldbc_records') or 0):,} records, the first 1% of its update streams")
+    rows = []
+    for how, key, suffix in (("file backup", "ldbc_strata_added_bytes", ""),
+                             ("graph tiers", "ldbc_graph_added_bytes", " (files)")):
+        sb = num(r, key)
+        x = ratio(sb, rb)
+        rows.append((f"{label}, {what}), {how}", "<= restic", fmt_bytes(rb) + suffix, fmt_bytes(sb),
+                     f"{fmt_ratio(x)}x", _verdict(x <= 1 if x is not None else None),
+                     [r.get("ldbc_cmd", "bench/ldbc.sh")]))
     return rows
 
 
