@@ -106,5 +106,6 @@ for t in restic strata graph; do
 	echo "ldbc_${t}_added_bytes=$(median <"$L/${t}_added")"
 	echo "ldbc_${t}_added_bytes__rounds=$(tr '\n' ' ' <"$L/${t}_added" | sed 's/ $//')"
 done
-echo "ldbc_cmd=python3 ldbc2strata.py; graphref.py state --lsn 0 / --lsn $cut; restic backup --json \$SRC; strata backup --json \$SRC; strata backup --json --tier fast=\$SRC/fast.jsonl --tier warm=... --tier cold=... (bench/ldbc.sh)"
+S='$W/ldbc/src'
+echo "ldbc_cmd=python3 ldbc2strata.py; graphref.py state --lsn 0 / --lsn $cut; restic backup --json $S; strata backup --json $S; strata backup --json --tier fast=$S/fast.jsonl --tier warm=... --tier cold=... (bench/ldbc.sh)"
 rm -rf "$L"
