@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-backup/strata/backend"
@@ -534,13 +536,25 @@ func sampleSource(dir string, seed uint64) (string, error) {
 type faults struct {
 	full  *fault.FullStore
 	flaky *fault.FlakyStore
+	// cutAt is the partition armed for the next pack save, if any.
+	cutAt *atomic.Pointer[partition]
+}
+
+// newFaults wraps be in the write scenarios' fault wrappers.
+func newFaults(be backend.Backend) faults {
+	fs := faults{full: fault.Full(be, -1), cutAt: new(atomic.Pointer[partition])}
+	fs.flaky = fault.Flaky(fs.full, fault.FlakyOptions{OnCall: func(op fault.Op, key string) {
+		if p := fs.cutAt.Load(); p != nil && op == fault.OpSave && strings.HasPrefix(key, repo.PrefixData+"/") {
+			p.fire() // the save that fires it fails: the cut comes mid-backup
+		}
+	}})
+	return fs
 }
 
 // prepareWrites is the write scenarios' first step: the faulty overlay,
 // the repository opened on it, and a small source to back up.
 func (d *driller) prepareWrites(ctx context.Context) (fs faults, rr *repo.Repository, src string, ok bool) {
-	fs.full = fault.Full(NewOverlay(d.r.Backend()), -1)
-	fs.flaky = fault.Flaky(fs.full, fault.FlakyOptions{})
+	fs = newFaults(NewOverlay(d.r.Backend()))
 	ok = d.step("prepare", func() (string, error) {
 		var err error
 		if rr, err = d.opts.Open(ctx, fs.flaky); err != nil {
@@ -587,18 +601,16 @@ func (d *driller) partition(ctx context.Context) ScenarioReport {
 	d.step("backup during a partition", func() (string, error) {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		cut := time.AfterFunc(20*time.Millisecond, fs.flaky.Cut)
-		defer cut.Stop()
+		plan := fs.partition(0)
 		_, err := snapshot.Backup(ctx, rr, snapshot.BackupOptions{Paths: []string{src}})
-		if err == nil {
-			return "the backup finished before the partition", nil
+		if cut := fs.endPartition(plan); err == nil {
+			return "", fmt.Errorf("the backup succeeded through the partition (cut: %v)", cut)
 		}
 		if !errors.Is(err, fault.ErrInjected) {
 			return "", fmt.Errorf("failed, but not from the partition: %w", err)
 		}
 		return "failed cleanly: " + err.Error(), nil
 	})
-	fs.flaky.Heal()
 	d.step("backup through a short partition", func() (string, error) {
 		// With retries (backoff and jitter, as object stores get), a cut
 		// that heals within the retry budget costs time, not the backup.
@@ -608,24 +620,90 @@ func (d *driller) partition(ctx context.Context) ScenarioReport {
 		if err != nil {
 			return "", err
 		}
-		// The heal is timed from the cut: two timers started together
-		// could run in either order on a starved machine, and a heal
-		// before the cut left the store cut for good.
-		cut := time.AfterFunc(10*time.Millisecond, func() {
-			fs.flaky.Cut()
-			time.AfterFunc(400*time.Millisecond, fs.flaky.Heal)
-		})
-		defer cut.Stop()
+		plan := fs.partition(400 * time.Millisecond)
 		res, err := snapshot.Backup(ctx, retried, snapshot.BackupOptions{Paths: []string{src}, Tags: []string{"drill-partition"}})
+		cut := fs.endPartition(plan)
 		if err != nil {
 			return "", fmt.Errorf("the backup did not survive a 0.4 s partition: %w", err)
 		}
+		if !cut {
+			return "", fmt.Errorf("snapshot %s saved no pack: the partition never happened", res.ID.Short())
+		}
 		return fmt.Sprintf("snapshot %s completed across a 0.4 s partition", res.ID.Short()), nil
 	})
-	fs.flaky.Heal()
 	d.step("check after healing", func() (string, error) { return checkNoDamage(ctx, d.opts, rr) })
 	d.step("backup after healing", func() (string, error) { return backupAndRestore(ctx, rr, src, d.work) })
 	return d.report()
+}
+
+// cutter is a store that a partition can cut off and heal.
+type cutter interface {
+	Cut()
+	Heal()
+}
+
+// partition is a planned partition of a store: cut at the backup's first
+// pack save (fire), healed heal after the cut (0: only at the end). The
+// cut comes from the store's own call, never from a timer: a backup of
+// the drill's small source takes about as long as the 10 ms a timer used
+// to wait, so the cut often missed the backup, and a timer that ran while
+// the step ended cut the store after the step had healed it (seen as a
+// failed "backup after healing" in a test run). The heal's timer acts only
+// under the plan's lock, and not once the plan has ended.
+type partition struct {
+	mu    sync.Mutex
+	s     cutter
+	heal  time.Duration
+	ended bool
+	cut   bool
+	timer *time.Timer
+}
+
+// partition arms a partition of the flaky store for the next pack save.
+func (fs faults) partition(heal time.Duration) *partition {
+	p := &partition{s: fs.flaky, heal: heal}
+	fs.cutAt.Store(p)
+	return p
+}
+
+// endPartition disarms p and heals the store for good; it reports
+// whether the cut happened.
+func (fs faults) endPartition(p *partition) bool {
+	fs.cutAt.CompareAndSwap(p, nil)
+	return p.end()
+}
+
+// fire cuts the store, once, unless the plan has ended.
+func (p *partition) fire() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ended || p.cut {
+		return
+	}
+	p.s.Cut()
+	p.cut = true
+	if p.heal > 0 {
+		p.timer = time.AfterFunc(p.heal, func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if !p.ended {
+				p.s.Heal()
+			}
+		})
+	}
+}
+
+// end heals the store: once it returns, nothing the plan started cuts it
+// again. It reports whether the cut happened.
+func (p *partition) end() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ended = true
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.s.Heal()
+	return p.cut
 }
 
 func checkNoDamage(ctx context.Context, opts Options, rr *repo.Repository) (string, error) {

@@ -50,8 +50,9 @@ so nothing is copied up front.
               and a repair from the mirror must pass check --read-data.
   disk-full   a backup into a store that fills up fails cleanly, the
               repository checks, the next backup succeeds.
-  partition   the store drops every call mid-backup; the backup fails
-              cleanly, and after healing check passes and a backup completes.
+  partition   the store is cut off at a backup's first pack save: the backup
+              fails cleanly, one that retries gets through a 0.4 s cut, and
+              after healing check passes and a backup completes.
   site-loss   the primary's site is gone: fetch the mirror to new storage and
               restore from it alone.
 
