@@ -9,9 +9,10 @@
 # Interactive test set (../shared/data, with its update streams), when it
 # is present:
 #   1. ldbc2strata.py turns it into three graph tiers and a mutation log;
-#   2. graphref.py writes the tiers canonically at lsn 0 (base) and after
-#      the first 1% of the log (changed): the update streams' inserts, which
-#      land in the fast tier, as a graph database's recent activity does;
+#   2. graphref.py writes the tiers canonically at lsn 0 (base) and at lsn
+#      N, one hundredth of the tiers' record count (changed): the log's
+#      first records, the update streams' inserts, which land in the fast
+#      tier, as a graph database's recent activity does;
 #   3. per round, fresh repositories: restic and strata back base up as
 #      files, then changed at the same path (so the first snapshot is the
 #      parent); strata also backs both up as graph tiers. The figure is each

@@ -177,7 +177,8 @@ def target_rows(r, out, g, po):
 
 def _ldbc_rows(r):
     """The 1% change again on a real graph (bench/ldbc.sh): the LDBC SNB test
-    set, changed by the first 1% of its update streams."""
+    set, changed by the first records of its update streams (1% of its
+    records)."""
     label = "Bytes stored for a 1% change of records of a real graph (LDBC SNB test set"
     if r.get("ldbc_skipped"):
         return [(label + ")", "<= restic", "n/a", f"not run ({r['ldbc_skipped']})", "n/a", "n/a", [])]
@@ -185,7 +186,7 @@ def _ldbc_rows(r):
     if rb is None:
         return []
     what = (f"{fmt_bytes(num(r, 'ldbc_data_bytes'))}; {int(num(r, 'ldbc_changed_records') or 0):,} of its "
-            f"{int(num(r, 'ldbc_records') or 0):,} records, the first 1% of its update streams")
+            f"{int(num(r, 'ldbc_records') or 0):,} records, inserted by the start of its update streams")
     rows = []
     for how, key, suffix in (("file backup", "ldbc_strata_added_bytes", ""),
                              ("graph tiers", "ldbc_graph_added_bytes", " (files)")):
