@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -377,14 +376,14 @@ func tierState(ctx context.Context, r *repo.Repository, name string, tree *Tree)
 	if base == nil {
 		return nil, fmt.Errorf("tier %s: no %s in its tree: %w", name, baseName, repo.ErrCorrupt)
 	}
-	if !slices.ContainsFunc(tree.Nodes, func(n *Node) bool { return strings.HasPrefix(n.Name, "layer-") }) {
-		return &storedTier{ctx: ctx, r: r, name: name, base: base}, nil
-	}
 	var layers []graph.Iterator
 	for _, n := range tree.Nodes {
 		if strings.HasPrefix(n.Name, "layer-") {
 			layers = append(layers, contentLines(ctx, r, name, n))
 		}
+	}
+	if len(layers) == 0 {
+		return &storedTier{ctx: ctx, r: r, name: name, base: base}, nil
 	}
 	return graph.Apply(contentLines(ctx, r, name, base), layers), nil
 }
