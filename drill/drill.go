@@ -601,7 +601,7 @@ func (d *driller) partition(ctx context.Context) ScenarioReport {
 	d.step("backup during a partition", func() (string, error) {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		plan := fs.partition(0)
+		plan := fs.armPartition(0)
 		_, err := snapshot.Backup(ctx, rr, snapshot.BackupOptions{Paths: []string{src}})
 		if cut := fs.endPartition(plan); err == nil {
 			return "", fmt.Errorf("the backup succeeded through the partition (cut: %v)", cut)
@@ -620,7 +620,7 @@ func (d *driller) partition(ctx context.Context) ScenarioReport {
 		if err != nil {
 			return "", err
 		}
-		plan := fs.partition(400 * time.Millisecond)
+		plan := fs.armPartition(400 * time.Millisecond)
 		res, err := snapshot.Backup(ctx, retried, snapshot.BackupOptions{Paths: []string{src}, Tags: []string{"drill-partition"}})
 		cut := fs.endPartition(plan)
 		if err != nil {
@@ -659,8 +659,9 @@ type partition struct {
 	timer *time.Timer
 }
 
-// partition arms a partition of the flaky store for the next pack save.
-func (fs faults) partition(heal time.Duration) *partition {
+// armPartition arms a partition of the flaky store for the next pack
+// save.
+func (fs faults) armPartition(heal time.Duration) *partition {
 	p := &partition{s: fs.flaky, heal: heal}
 	fs.cutAt.Store(p)
 	return p

@@ -65,7 +65,7 @@ func TestPartitionEndsForGood(t *testing.T) {
 func TestPartitionCutsAtThePackSave(t *testing.T) {
 	ctx := context.Background()
 	fs := newFaults(backend.OpenMem())
-	plan := fs.partition(0)
+	plan := fs.armPartition(0)
 	if err := fs.flaky.Save(ctx, "index/aa", []byte("x")); err != nil {
 		t.Fatalf("an index save before any pack: %v", err)
 	}
