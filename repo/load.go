@@ -44,6 +44,19 @@ func (r *Repository) LoadBlob(ctx context.Context, id chunk.ID, dst []byte) ([]b
 	return nil, lastErr
 }
 
+// chunkBufCap is the capacity of a new chunk or blob buffer: the
+// chunker's minimum plus four times its mean holds all but a few in a
+// hundred chunks, where buffers of the maximum (8 MiB) for every chunk in
+// flight cost tens of MiB of RSS once reuse had touched their pages.
+func (r *Repository) chunkBufCap() int {
+	p := r.cfg.Chunker
+	return int(min(p.MaxSize, p.MinSize+4<<p.AverageBits))
+}
+
+// BlobBuffer returns an empty buffer for LoadBlob's dst that holds most
+// blobs, for a caller that loads many and reuses its buffers.
+func (r *Repository) BlobBuffer() []byte { return make([]byte, 0, r.chunkBufCap()) }
+
 // LookupBlob returns the locations of blob id.
 func (r *Repository) LookupBlob(ctx context.Context, id chunk.ID) ([]index.Location, error) {
 	idx, err := r.Index(ctx)
@@ -56,7 +69,7 @@ func (r *Repository) LookupBlob(ctx context.Context, id chunk.ID) ([]index.Locat
 // loadFrom reads one copy of a blob.
 func (r *Repository) loadFrom(ctx context.Context, l index.Location, dst []byte) ([]byte, error) {
 	key := ObjectKey(PrefixData, l.Pack)
-	sealed := getSealed(int(l.Length))
+	sealed := getSealed(int(l.Length), r.chunkBufCap())
 	defer putSealed(sealed)
 	err := r.be.Load(ctx, key, int64(l.Offset), int64(l.Length), func(rd io.Reader) error {
 		sealed = sealed[:l.Length]
@@ -77,8 +90,12 @@ func (r *Repository) loadFrom(ctx context.Context, l index.Location, dst []byte)
 // and unlike sync.Pool not emptied by every GC).
 var sealedBufs = make(chan []byte, 16)
 
-func getSealed(n int) []byte {
-	c := 1 << 20
+// getSealed returns a buffer of length n for a sealed blob: one from the
+// pool, or a new one of capacity at least c (the chunk buffer size: most
+// blobs fit the first buffer made, where one of 1 MiB was regrown,
+// doubling, for every larger blob it met, and how many regrowths a read
+// paid depended on which buffer met which blob).
+func getSealed(n, c int) []byte {
 	select {
 	case b := <-sealedBufs:
 		if cap(b) >= n {

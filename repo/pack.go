@@ -183,8 +183,7 @@ func (r *Repository) openBlob(dst []byte, b index.Blob, sealed []byte) ([]byte, 
 		// writer's chunk buffer size), so it stops allocating after its
 		// first few blobs instead of growing dst in steps. One that passes
 		// nil (a tree, a single blob) gets what the blob needs.
-		p := r.cfg.Chunker
-		grown := max(int(min(p.MaxSize, p.MinSize+4<<p.AverageBits)), min(2*cap(dst), int(p.MaxSize)))
+		grown := max(r.chunkBufCap(), min(2*cap(dst), int(r.cfg.Chunker.MaxSize)))
 		dst = make([]byte, 0, max(int(b.RawLength), grown))
 	}
 	var plain []byte

@@ -135,12 +135,9 @@ func (r *Repository) WithWriter(ctx context.Context, opts WriterOptions, fn func
 		pending: make(map[chunk.ID]struct{}),
 		reused:  make(map[chunk.ID][]index.Blob),
 	}
-	// A new chunk buffer holds the minimum plus four times the mean: all
-	// but a few in a hundred chunks fit, and the chunker grows the buffer
-	// for the rest. Buffers of the maximum size (8 MiB) for every chunk in
-	// flight cost tens of MiB of RSS once reuse had touched their pages.
-	p := r.cfg.Chunker
-	w.chunkCap = int(min(p.MaxSize, p.MinSize+4<<p.AverageBits))
+	// The chunker grows a new chunk buffer for the few chunks that do not
+	// fit it (see chunkBufCap).
+	w.chunkCap = r.chunkBufCap()
 	// Room for every buffer that can be out at once (chunkers, queued jobs,
 	// workers), so that none is dropped and made again.
 	w.chunkBufs = make(chan []byte, 2*opts.Workers+4)

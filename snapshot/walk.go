@@ -78,10 +78,16 @@ func WriteContent(ctx context.Context, r *repo.Repository, n *Node, w io.Writer,
 	queue := make(chan chan result, ahead)
 	// Written blobs' buffers go back to the loads: a graph tier's restore
 	// otherwise allocates its whole size again, a megabyte at a time, and
-	// the collector sweeps it. (io.Writer must not keep p.)
-	free := make(chan []byte, ahead+2)
+	// the collector sweeps it. (io.Writer must not keep p.) At most
+	// ahead+1 buffers exist, as many as loads can be under way (queued,
+	// and the one being written); past that a load waits for a written
+	// one. Taking a free buffer only when one happened to be back made
+	// the reuse depend on timing: on a loaded machine most loads found
+	// none and allocated.
+	free := make(chan []byte, ahead+1)
 	go func() {
 		defer close(queue)
+		made := 0
 		for _, id := range n.Content {
 			ch := make(chan result, 1)
 			select {
@@ -90,9 +96,18 @@ func WriteContent(ctx context.Context, r *repo.Repository, n *Node, w io.Writer,
 				return
 			}
 			var buf []byte
-			select {
-			case buf = <-free:
-			default:
+			if made < ahead+1 {
+				select {
+				case buf = <-free:
+				default:
+					buf, made = r.BlobBuffer(), made+1
+				}
+			} else {
+				select {
+				case buf = <-free:
+				case <-ctx.Done():
+					return
+				}
 			}
 			go func() {
 				data, err := r.LoadBlob(ctx, id, buf)
@@ -108,10 +123,7 @@ func WriteContent(ctx context.Context, r *repo.Repository, n *Node, w io.Writer,
 		if _, err := w.Write(res.data); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
-		select {
-		case free <- res.data:
-		default:
-		}
+		free <- res.data // never blocks: it has room for every buffer
 	}
 	return ctx.Err()
 }
