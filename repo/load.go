@@ -69,7 +69,7 @@ func (r *Repository) LookupBlob(ctx context.Context, id chunk.ID) ([]index.Locat
 // loadFrom reads one copy of a blob.
 func (r *Repository) loadFrom(ctx context.Context, l index.Location, dst []byte) ([]byte, error) {
 	key := ObjectKey(PrefixData, l.Pack)
-	sealed := getSealed(int(l.Length), r.chunkBufCap())
+	sealed := getSealed(int(l.Length))
 	defer putSealed(sealed)
 	err := r.be.Load(ctx, key, int64(l.Offset), int64(l.Length), func(rd io.Reader) error {
 		sealed = sealed[:l.Length]
@@ -90,12 +90,8 @@ func (r *Repository) loadFrom(ctx context.Context, l index.Location, dst []byte)
 // and unlike sync.Pool not emptied by every GC).
 var sealedBufs = make(chan []byte, 16)
 
-// getSealed returns a buffer of length n for a sealed blob: one from the
-// pool, or a new one of capacity at least c (the chunk buffer size: most
-// blobs fit the first buffer made, where one of 1 MiB was regrown,
-// doubling, for every larger blob it met, and how many regrowths a read
-// paid depended on which buffer met which blob).
-func getSealed(n, c int) []byte {
+func getSealed(n int) []byte {
+	c := 1 << 20
 	select {
 	case b := <-sealedBufs:
 		if cap(b) >= n {
