@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -217,6 +218,33 @@ func TestDumpReusesBlobBuffers(t *testing.T) {
 	t.Logf("dumps of 16 and 80 MiB allocated %d and %d MiB", small>>20, large>>20)
 	if large > small+32<<20 {
 		t.Errorf("dumps of 16 and 80 MiB allocated %d and %d MiB: the buffers grow with the data", small>>20, large>>20)
+	}
+}
+
+// A dump cancelled at any moment while its blobs load ends, with the
+// context's error: no load it queued is left for the writer to wait on.
+func TestDumpCancelledEnds(t *testing.T) {
+	r := repotest.New(t)
+	data := randomData(11, 16<<20)
+	res, err := snapshot.Backup(context.Background(), r, snapshot.BackupOptions{Stdin: bytes.NewReader(data), StdinFilename: "f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- snapshot.Dump(ctx, r, res.Snapshot, "f", io.Discard) }()
+		// Spread the cancels over the dump's run (a few ms here).
+		time.Sleep(time.Duration(i%30) * 100 * time.Microsecond)
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Fatalf("run %d: cancelled dump returned %v, want context.Canceled or success", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d: cancelled dump has not returned after 10 s", i)
+		}
 	}
 }
 

@@ -89,12 +89,9 @@ func WriteContent(ctx context.Context, r *repo.Repository, n *Node, w io.Writer,
 		defer close(queue)
 		made := 0
 		for _, id := range n.Content {
-			ch := make(chan result, 1)
-			select {
-			case queue <- ch:
-			case <-ctx.Done():
-				return
-			}
+			// The buffer first: a load queued before it has one would be
+			// left unstarted if the wait for it ended in a cancel, and the
+			// writer would wait for that load forever.
 			var buf []byte
 			if made < ahead+1 {
 				select {
@@ -108,6 +105,12 @@ func WriteContent(ctx context.Context, r *repo.Repository, n *Node, w io.Writer,
 				case <-ctx.Done():
 					return
 				}
+			}
+			ch := make(chan result, 1)
+			select {
+			case queue <- ch:
+			case <-ctx.Done():
+				return
 			}
 			go func() {
 				data, err := r.LoadBlob(ctx, id, buf)
