@@ -590,9 +590,10 @@ func (d *driller) diskFull(ctx context.Context) ScenarioReport {
 	return d.report()
 }
 
-// partition: the store drops every call mid-backup; the backup fails
-// cleanly, and once the network heals the repository checks and a later
-// backup completes.
+// partition: the store is cut off at a backup's first pack save and drops
+// every call from then on; the backup fails cleanly, one with retries gets
+// through a cut that heals within 0.4 s, and once the network heals the
+// repository checks and a later backup completes.
 func (d *driller) partition(ctx context.Context) ScenarioReport {
 	fs, rr, src, ok := d.prepareWrites(ctx)
 	if !ok {
